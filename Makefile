@@ -1,0 +1,45 @@
+# The two commands of the README: `make demo` and `make test`. Everything they need is
+# installed into .venv/ by `make setup`, which does nothing when it is up to date.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup test lint unit conformance integration demo kubesim bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/setup_collections.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python scripts/setup_collections.py
+	touch $@
+
+test: setup lint
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check .
+
+unit: setup
+	$(BIN)/python -m pytest tests/unit
+
+conformance: setup
+	$(BIN)/python -m pytest tests/conformance
+
+integration: setup
+	$(BIN)/python -m pytest tests/integration
+
+# Until the runtime exists, the demo starts kubesim and shows how to reach it.
+demo: setup
+	$(BIN)/python scripts/demo.py
+
+kubesim: setup
+	$(BIN)/python -m kubesim --port 0 --kubeconfig $(VENV)/kubesim.kubeconfig --controllers
+
+bench: setup
+	$(BIN)/python bench/kubesim_get.py --write docs/benchmarks-kubesim.md
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

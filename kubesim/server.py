@@ -1,0 +1,487 @@
+"""HTTP front end: routing, content types, watch streams, fault injection and audit."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+import time
+import traceback
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import yaml
+
+from . import discovery, errors, openapi, table
+from .api import Ctx, key_of
+from .errors import ApiError
+from .faults import ERROR_REASONS, Fault
+from .meta import now_utc
+from .registry import ResourceType
+from .store import TooOld
+
+if TYPE_CHECKING:
+    from . import KubeSim
+
+log = logging.getLogger("kubesim.server")
+
+WRITE_VERBS = ("create", "update", "patch", "delete", "deletecollection")
+HOOK_PREFIX = "/kubesim/v1/"
+
+
+class Route:
+    """A resource request, resolved: the type, the verb and the object it names."""
+
+    def __init__(self, rt: ResourceType, verb: str, ns: str | None, name: str, sub: str) -> None:
+        self.rt, self.verb, self.ns, self.name, self.sub = rt, verb, ns, name, sub
+
+
+class _Refuse(Exception):
+    """Drop the connection without an answer (fault injection)."""
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "kubesim"
+    sim: KubeSim  # set by the server factory
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        log.debug("%s - %s", self.address_string(), format % args)
+
+    # one entry point for every method
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def do_PUT(self) -> None:
+        self._handle("PUT")
+
+    def do_PATCH(self) -> None:
+        self._handle("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._handle("DELETE")
+
+    def do_HEAD(self) -> None:
+        self._handle("HEAD")
+
+    def do_OPTIONS(self) -> None:
+        self._handle("OPTIONS")
+
+    # ------------------------------------------------------------ plumbing
+    def _identity(self) -> str:
+        auth = self.headers.get("Authorization", "")
+        if auth.lower().startswith("bearer "):
+            return "token:" + auth[7:].strip()
+        return self.headers.get("User-Agent", "")
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            data = b""
+            while True:
+                size = int(self.rfile.readline().strip() or b"0", 16)
+                if size == 0:
+                    self.rfile.readline()
+                    return data
+                data += self.rfile.read(size)
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _send(self, code: int, body: Any, headers: dict[str, str] | None = None,
+              content_type: str = "application/json") -> None:
+        if isinstance(body, (dict, list)):
+            data = json.dumps(body, separators=(",", ":")).encode()
+        elif isinstance(body, str):
+            data = body.encode()
+        else:
+            data = body or b""
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Audit-Id", self._audit_id)
+        self.send_header("Cache-Control", "no-cache, private")
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def _send_error(self, e: ApiError) -> None:
+        self._send(e.code, e.status(), e.headers)
+
+    # ------------------------------------------------------------ dispatch
+    def _handle(self, method: str) -> None:
+        self._audit_id = f"{threading.get_ident():x}-{time.monotonic_ns():x}"
+        split = urlsplit(self.path)
+        path = unquote(split.path)
+        query = {k: v[0] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
+        identity = self._identity()
+        code = 0
+        route: Route | None = None
+        rv = ""
+        try:
+            body = self._read_body() if method in ("POST", "PUT", "PATCH", "DELETE") else b""
+            if path.startswith(HOOK_PREFIX):
+                self._hook(method, path[len(HOOK_PREFIX):], query, body)
+                return
+            route = self._route(method, path, query)
+            verb = route.verb if route else "get"
+            self._inject_faults(identity, verb, route.rt.plural if route else "")
+            if route is None:
+                code = self._non_resource(method, path)
+                return
+            code, rv = self._resource(route, query, body)
+        except _Refuse:
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            code = -1
+        except ApiError as e:
+            code = e.code
+            self._send_error(e)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+            code = -1
+        except Exception as e:  # a bug of ours: say so, never hide it as a client error
+            log.error("internal error on %s %s\n%s", method, self.path, traceback.format_exc())
+            code = 500
+            try:
+                self._send_error(errors.internal(f"{type(e).__name__}: {e}"))
+            except OSError:
+                pass
+        finally:
+            if route is not None:
+                self.sim.audit.record(
+                    identity=identity, user_agent=self.headers.get("User-Agent", ""),
+                    verb=route.verb, group=route.rt.group, resource=route.rt.plural,
+                    namespace=route.ns or "", name=route.name, subresource=route.sub,
+                    code=code, resource_version=rv, dry_run=query.get("dryRun") == "All",
+                    path=path)
+
+    def _inject_faults(self, identity: str, verb: str, resource: str) -> None:
+        for f in self.sim.faults.pick(identity, verb, resource):
+            if f.action == "latency":
+                time.sleep(f.seconds)
+            elif f.action == "refuse":
+                raise _Refuse()
+            elif f.action == "blackhole":
+                released = self.sim.faults.released
+                deadline = time.monotonic() + (f.seconds or 3600)
+                while self.sim.faults.active(f.id) and time.monotonic() < deadline:
+                    released.wait(0.05)
+                    released = self.sim.faults.released
+                raise _Refuse()
+            elif f.action == "error":
+                self._fault_error(f)
+
+    def _fault_error(self, f: Fault) -> None:
+        code = int(f.code)
+        if code == 429:
+            raise errors.too_many_requests(f.retry_after)
+        reason = ERROR_REASONS.get(code, "InternalError")
+        headers = {"Retry-After": str(f.retry_after)} if code in (503,) else None
+        raise ApiError(code, reason, f"injected fault: {reason}", {}, headers)
+
+    def _route(self, method: str, path: str, query: dict[str, str]) -> Route | None:
+        parts = [p for p in path.split("/") if p]
+        if not parts:
+            return None
+        if parts[0] == "api" and len(parts) >= 3:
+            group, version, rest = "", parts[1], parts[2:]
+        elif parts[0] == "apis" and len(parts) >= 4:
+            group, version, rest = parts[1], parts[2], parts[3:]
+        else:
+            return None
+        registry = self.sim.registry
+        ns: str | None = None
+        if rest[0] == "namespaces" and len(rest) >= 3 and \
+                not (group == "" and rest[2] in ("status", "finalize")):
+            ns, rest = rest[1], rest[2:]
+        rt = registry.lookup(group, version, rest[0])
+        if rt is None or len(rest) > 3:
+            raise errors.not_found_path()
+        if ns is not None and not rt.namespaced:
+            raise errors.not_found_path()
+        name = rest[1] if len(rest) > 1 else ""
+        sub = rest[2] if len(rest) > 2 else ""
+        if sub and not ((sub == "status" and rt.has_status) or (sub == "scale" and rt.has_scale)):
+            raise errors.not_found_path()
+        if method in ("GET", "HEAD"):
+            verb = "get" if name else ("watch" if query.get("watch") in ("true", "1")
+                                       else "list")
+        elif method == "POST":
+            verb = "create"
+            if name or (rt.namespaced and ns is None):
+                raise errors.method_not_allowed()
+        elif method == "PUT":
+            verb = "update"
+        elif method == "PATCH":
+            verb = "patch"
+        elif method == "DELETE":
+            verb = "delete" if name else "deletecollection"
+            if not name and rt.namespaced and ns is None:
+                raise errors.method_not_allowed()
+        else:
+            raise errors.method_not_allowed()
+        if verb in ("update", "patch") and not name:
+            raise errors.method_not_allowed()
+        if verb not in rt.verbs and not sub:
+            raise errors.method_not_allowed()
+        return Route(rt, verb, ns, name, sub)
+
+    # ------------------------------------------------------------ non-resource paths
+    def _non_resource(self, method: str, path: str) -> int:
+        if method not in ("GET", "HEAD"):
+            raise errors.method_not_allowed()
+        registry = self.sim.registry
+        parts = [p for p in path.split("/") if p]
+        doc: Any = None
+        if path in ("/healthz", "/livez", "/readyz"):
+            self._send(200, "ok", content_type="text/plain; charset=utf-8")
+            return 200
+        if path == "/version":
+            doc = discovery.KUBE_VERSION
+        elif parts == ["api"]:
+            doc = discovery.api_versions(f"{self.sim.host}:{self.sim.port}")
+        elif parts == ["api", "v1"]:
+            doc = discovery.api_resource_list(registry, "", "v1")
+        elif parts == ["apis"]:
+            doc = discovery.api_group_list(registry)
+        elif len(parts) == 2 and parts[0] == "apis":
+            doc = discovery.api_group(registry, parts[1])
+        elif len(parts) == 3 and parts[0] == "apis":
+            doc = discovery.api_resource_list(registry, parts[1], parts[2])
+        elif parts == ["openapi", "v2"]:
+            doc = openapi.openapi_v2(registry)
+        elif parts == ["openapi", "v3"]:
+            doc = openapi.openapi_v3_discovery(registry)
+        elif len(parts) >= 3 and parts[:2] == ["openapi", "v3"]:
+            gv = parts[2:]
+            if gv[0] == "api" and len(gv) == 2:
+                doc = openapi.openapi_v3_group_version(registry, "", gv[1])
+            elif gv[0] == "apis" and len(gv) == 3:
+                doc = openapi.openapi_v3_group_version(registry, gv[1], gv[2])
+        if doc is None:
+            self._send(404, "404 page not found\n", content_type="text/plain; charset=utf-8")
+            return 404
+        self._send(200, doc)
+        return 200
+
+    # ------------------------------------------------------------ resources
+    def _decode(self, body: bytes, rt: ResourceType) -> Any:
+        ctype = (self.headers.get("Content-Type") or "application/json").split(";")[0].strip()
+        try:
+            if ctype in ("application/json", "*/*", ""):
+                return json.loads(body.decode("utf-8") or "null")
+            if ctype in ("application/yaml", "application/x-yaml", "text/yaml"):
+                return yaml.safe_load(body.decode("utf-8"))
+        except (ValueError, yaml.YAMLError) as e:
+            raise errors.bad_request(
+                f"couldn't get version/kind; json parse error: {e}") from None
+        raise ApiError(415, "UnsupportedMediaType",
+                       'the body of the request was in an unknown format - accepted media '
+                       'types include: application/json, application/yaml', {})
+
+    def _resource(self, route: Route, query: dict[str, str], body: bytes) -> tuple[int, str]:
+        api = self.sim.api
+        ctx = Ctx(query=query, user_agent=self.headers.get("User-Agent", ""))
+        rt, ns, name, sub = route.rt, route.ns, route.name, route.sub
+        verb = route.verb
+        if verb == "watch":
+            return self._watch(route, ctx), ""
+        if verb == "get":
+            code, out = 200, api.get(ctx, rt, ns, name, sub)
+        elif verb == "list":
+            code, out = 200, api.list(ctx, rt, ns)
+        elif verb == "create":
+            code, out = api.create(ctx, rt, ns, self._decode(body, rt))
+        elif verb == "update":
+            code, out = api.update(ctx, rt, ns, name, sub, self._decode(body, rt))
+        elif verb == "patch":
+            ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+            code, out = api.patch(ctx, rt, ns, name, sub, body, ctype)
+        else:
+            options = self._delete_options(body, query)
+            if verb == "delete":
+                code, out = api.delete(ctx, rt, ns, name, options)
+            else:
+                code, out = api.delete_collection(ctx, rt, ns, options)
+        headers = {}
+        if ctx.warnings:
+            headers["Warning"] = ", ".join(f'299 - "{w}"'.replace("\n", " ")
+                                           for w in ctx.warnings)
+        accept = self.headers.get("Accept", "")
+        if verb in ("get", "list") and not sub and table.wants_table(accept):
+            objects = out.get("items", []) if verb == "list" else [out]
+            list_meta = out.get("metadata", {}) if verb == "list" else {}
+            out = table.to_table(rt, [api._out(rt, o) for o in objects], list_meta, now_utc())
+        self._send(code, out, headers)
+        rv = (out.get("metadata") or {}).get("resourceVersion", "") if isinstance(out, dict) \
+            else ""
+        return code, rv
+
+    def _delete_options(self, body: bytes, query: dict[str, str]) -> dict[str, Any]:
+        options: dict[str, Any] = {}
+        if body.strip():
+            try:
+                options = json.loads(body.decode("utf-8"))
+            except ValueError as e:
+                raise errors.bad_request(f"couldn't decode DeleteOptions: {e}") from None
+            if not isinstance(options, dict):
+                raise errors.bad_request("DeleteOptions must be a JSON object")
+        if "propagationPolicy" in query:
+            options["propagationPolicy"] = query["propagationPolicy"]
+        if "orphanDependents" in query:
+            options["orphanDependents"] = query["orphanDependents"] in ("true", "1")
+        if "gracePeriodSeconds" in query:
+            options["gracePeriodSeconds"] = query["gracePeriodSeconds"]
+        return options
+
+    # ------------------------------------------------------------ watch
+    def _chunk(self, data: bytes) -> None:
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+
+    def _watch(self, route: Route, ctx: Ctx) -> int:
+        api, store = self.sim.api, self.sim.store
+        rt = route.rt
+        match = api.matcher(rt, ctx.query)
+        rv_param = ctx.query.get("resourceVersion", "")
+        timeout = float(ctx.query.get("timeoutSeconds") or self.sim.watch_timeout)
+        bookmarks = ctx.query.get("allowWatchBookmarks") in ("true", "1")
+        initial_end = ctx.query.get("sendInitialEvents") in ("true", "1")
+        as_table = table.wants_table(self.headers.get("Accept", ""))
+        if route.name:  # a watch on one object, as kubectl get -w NAME does
+            name = route.name
+            inner = match
+            match = lambda o: o["metadata"]["name"] == name and inner(o)  # noqa: E731
+        since = None if rv_param in ("", "0") else api._rv_value(rv_param)
+        if initial_end and since is not None:
+            raise errors.invalid("ListOptions", "", [(
+                "sendInitialEvents", None,
+                "Forbidden: sendInitialEvents is forbidden for watch unless the WatchList "
+                "feature gate is enabled or resourceVersionMatch is NotOlderThan")])
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("Audit-Id", self._audit_id)
+        self.end_headers()
+        self.close_connection = True
+
+        def encode(etype: str, obj: dict[str, Any]) -> bytes:
+            o = api._out(rt, obj) if etype != "BOOKMARK" else obj
+            if as_table and etype != "BOOKMARK":
+                o = table.table_event_object(rt, o, now_utc())
+            return json.dumps({"type": etype, "object": o}, separators=(",", ":")).encode() \
+                + b"\n"
+
+        try:
+            watcher, initial = store.watch(key_of(rt), route.ns, match, since)
+        except TooOld as e:
+            err = errors.expired(str(e)).status()
+            self._chunk(json.dumps({"type": "ERROR", "object": err}).encode() + b"\n")
+            self.wfile.write(b"0\r\n\r\n")
+            return 200
+        deadline = time.monotonic() + timeout
+        try:
+            for etype, obj in initial:
+                self._chunk(encode(etype, obj))
+            if initial_end and bookmarks:
+                self._chunk(encode("BOOKMARK", self._bookmark(rt, watcher, initial_end=True)))
+            next_bookmark = time.monotonic() + self.sim.bookmark_interval
+            while True:
+                now = time.monotonic()
+                if now >= deadline:
+                    break
+                wait = min(deadline, next_bookmark) - now if bookmarks else deadline - now
+                try:
+                    item = watcher.queue.get(timeout=max(wait, 0.001))
+                except Exception:  # queue.Empty
+                    item = ()
+                if item is None:
+                    break  # the resource went away (its CRD was deleted)
+                if item:
+                    self._chunk(encode(*item))
+                elif bookmarks and time.monotonic() >= next_bookmark:
+                    bm = self._bookmark(rt, watcher)
+                    if bm is not None:
+                        self._chunk(encode("BOOKMARK", bm))
+                    next_bookmark = time.monotonic() + self.sim.bookmark_interval
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            pass
+        finally:
+            store.unwatch(watcher)
+        return 200
+
+    def _bookmark(self, rt: ResourceType, watcher: Any,
+                  initial_end: bool = False) -> dict[str, Any] | None:
+        store = self.sim.store
+        with store.lock:
+            if not watcher.queue.empty():
+                return None  # events are pending: a bookmark now would skip past them
+            rv = str(store.rv)
+        md: dict[str, Any] = {"resourceVersion": rv}
+        if initial_end:
+            md["annotations"] = {"k8s.io/initial-events-end": "true"}
+        return {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": md}
+
+    # ------------------------------------------------------------ test hooks
+    def _hook(self, method: str, path: str, query: dict[str, str], body: bytes) -> None:
+        sim = self.sim
+        try:
+            payload = json.loads(body.decode() or "null") if body else None
+        except ValueError as e:
+            raise errors.bad_request(f"hook body is not JSON: {e}") from None
+        parts = [p for p in path.split("/") if p]
+        if parts == ["faults"] and method == "GET":
+            self._send(200, {"faults": sim.faults.list()})
+        elif parts == ["faults"] and method == "POST":
+            try:
+                f = sim.faults.add(payload or {})
+            except (TypeError, ValueError) as e:
+                raise errors.bad_request(f"invalid fault: {e}") from None
+            self._send(201, {"id": f.id})
+        elif parts == ["faults"] and method == "DELETE":
+            sim.faults.clear()
+            self._send(200, {"cleared": True})
+        elif len(parts) == 2 and parts[0] == "faults" and method == "DELETE":
+            sim.faults.remove(int(parts[1]))
+            self._send(200, {"removed": int(parts[1])})
+        elif parts == ["audit"] and method == "GET":
+            since = int(query.get("since") or 0)
+            writes = query.get("writes") in ("true", "1")
+            self._send(200, {"entries": sim.audit.as_dicts(
+                since=since, writes_only=writes, identity=query.get("identity"))})
+        elif parts == ["compact"] and method == "POST":
+            self._send(200, {"floor": sim.store.compact()})
+        elif len(parts) == 3 and parts[0] == "nodes" and parts[2] == "ready" \
+                and method == "POST":
+            if not isinstance(payload, dict) or not isinstance(payload.get("ready"), bool):
+                raise errors.bad_request('body must be {"ready": true|false}')
+            try:
+                sim.set_node_ready(parts[1], payload["ready"])
+            except KeyError:
+                raise errors.not_found("nodes", parts[1]) from None
+            self._send(200, {"node": parts[1], "ready": payload["ready"]})
+        else:
+            raise errors.not_found_path()
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+
+def make_server(sim: KubeSim, host: str, port: int) -> Server:
+    handler = type("BoundHandler", (Handler,), {"sim": sim})
+    return Server((host, port), handler)
