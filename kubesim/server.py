@@ -263,15 +263,19 @@ class Handler(BaseHTTPRequestHandler):
         elif len(parts) == 3 and parts[0] == "apis":
             doc = discovery.api_resource_list(registry, parts[1], parts[2])
         elif parts == ["openapi", "v2"]:
-            doc = openapi.openapi_v2(registry)
-        elif parts == ["openapi", "v3"]:
-            doc = openapi.openapi_v3_discovery(registry)
-        elif len(parts) >= 3 and parts[:2] == ["openapi", "v3"]:
-            gv = parts[2:]
-            if gv[0] == "api" and len(gv) == 2:
-                doc = openapi.openapi_v3_group_version(registry, "", gv[1])
-            elif gv[0] == "apis" and len(gv) == 3:
-                doc = openapi.openapi_v3_group_version(registry, gv[1], gv[2])
+            code, headers, body = openapi.serve_openapi_v2(registry, self.headers.get("Accept"))
+            self._send(code, body if body is not None else b"", headers)
+            return code
+        elif parts[:2] == ["openapi", "v3"]:
+            query = parse_qs(urlsplit(self.path).query)
+            code, headers, body = openapi.serve_openapi_v3(
+                registry, path, (query.get("hash") or [None])[0])
+            if body is None:
+                self._send(code, "404 page not found\n" if code == 404 else b"", headers,
+                           content_type="text/plain; charset=utf-8")
+            else:
+                self._send(code, body, headers)
+            return code
         if doc is None:
             self._send(404, "404 page not found\n", content_type="text/plain; charset=utf-8")
             return 404
@@ -323,9 +327,16 @@ class Handler(BaseHTTPRequestHandler):
                                            for w in ctx.warnings)
         accept = self.headers.get("Accept", "")
         if verb in ("get", "list") and not sub and table.wants_table(accept):
+            try:
+                include = table.check_include_object(query.get("includeObject"))
+            except table.TableError as e:
+                raise errors.bad_request(str(e)) from None
             objects = out.get("items", []) if verb == "list" else [out]
-            list_meta = out.get("metadata", {}) if verb == "list" else {}
-            out = table.to_table(rt, [api._out(rt, o) for o in objects], list_meta, now_utc())
+            list_meta = out.get("metadata", {}) if verb == "list" else \
+                {"resourceVersion": out["metadata"].get("resourceVersion", "")}
+            out = table.to_table(rt, [api._out(rt, o) for o in objects], list_meta, now_utc(),
+                                 include_object=include,
+                                 api_version=table.table_version(accept) or "meta.k8s.io/v1")
         self._send(code, out, headers)
         rv = (out.get("metadata") or {}).get("resourceVersion", "") if isinstance(out, dict) \
             else ""
@@ -379,10 +390,13 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.close_connection = True
 
+        first_table = [True]
+
         def encode(etype: str, obj: dict[str, Any]) -> bytes:
             o = api._out(rt, obj) if etype != "BOOKMARK" else obj
             if as_table and etype != "BOOKMARK":
-                o = table.table_event_object(rt, o, now_utc())
+                o = table.table_event_object(rt, o, now_utc(), headers=first_table[0])
+                first_table[0] = False
             return json.dumps({"type": etype, "object": o}, separators=(",", ":")).encode() \
                 + b"\n"
 
