@@ -499,6 +499,17 @@ class Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away (or a connection we dropped on purpose) is not an error."""
+        import sys
+
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (BrokenPipeError, ConnectionResetError, ConnectionAbortedError,
+                            TimeoutError, OSError)):
+            log.debug("connection from %s ended: %s", client_address, exc)
+            return
+        super().handle_error(request, client_address)
+
 
 def make_server(sim: KubeSim, host: str, port: int) -> Server:
     handler = type("BoundHandler", (Handler,), {"sim": sim})

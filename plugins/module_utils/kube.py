@@ -1,0 +1,241 @@
+# Copyright: election.kubernetes contributors
+# Apache License 2.0
+"""Kubernetes connection for the election engine, shared by the modules and the runtime.
+
+No Ansible imports here: the runtime (election-operator) uses this module in-process.
+
+- `AUTH_ARG_SPEC`: the authentication options of kubernetes.core, with the same names and
+  aliases; the module wrappers add it to their argument spec. The `K8S_AUTH_*` environment
+  fallbacks are applied by `resolve_auth`, so modules and runtime read the environment the
+  same way kubernetes.core does.
+- `make_api_client`: a `kubernetes.client.ApiClient` built from those options, with a private
+  `Configuration` (the client library's global default is never touched), in-cluster
+  configuration when running in a Pod, and no hidden retries (the election decides when to
+  try again).
+- `in_cluster_namespace`, `default_identity`: what a Pod knows about itself.
+- `describe_error`: one message a user can act on, from an API or connection error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+# Same option names, aliases and secrecy as kubernetes.core's AUTH_ARG_SPEC.
+AUTH_ARG_SPEC: dict[str, dict[str, Any]] = {
+    "kubeconfig": {"type": "raw", "no_log": True},
+    "context": {"type": "str"},
+    "host": {"type": "str"},
+    "api_key": {"type": "str", "no_log": True},
+    "username": {"type": "str"},
+    "password": {"type": "str", "no_log": True},
+    "validate_certs": {"type": "bool", "aliases": ["verify_ssl"]},
+    "ca_cert": {"type": "path", "aliases": ["ssl_ca_cert"]},
+    "client_cert": {"type": "path", "aliases": ["cert_file"]},
+    "client_key": {"type": "path", "aliases": ["key_file"]},
+    "proxy": {"type": "str"},
+    "no_proxy": {"type": "str"},
+    "impersonate_user": {"type": "str"},
+    "impersonate_groups": {"type": "list", "elements": "str"},
+}
+
+_BOOL_FALSE = ("0", "false", "no", "off")
+
+
+class KubeConfigError(Exception):
+    """The connection options do not lead to a usable cluster configuration."""
+
+
+def resolve_auth(params: dict[str, Any], environ: dict[str, str] | None = None
+                 ) -> dict[str, Any]:
+    """The auth options with `K8S_AUTH_<OPTION>` environment fallbacks filled in."""
+    env = os.environ if environ is None else environ
+    out: dict[str, Any] = {}
+    for name, spec in AUTH_ARG_SPEC.items():
+        value = params.get(name)
+        if value is None:
+            raw = env.get(f"K8S_AUTH_{name.upper()}")
+            if raw is None:
+                for alias in spec.get("aliases", []):
+                    raw = env.get(f"K8S_AUTH_{alias.upper()}")
+                    if raw is not None:
+                        break
+            if raw is not None:
+                if spec.get("type") == "bool":
+                    value = raw.lower() not in _BOOL_FALSE
+                elif spec.get("type") == "list":
+                    value = [x for x in raw.split(",") if x]
+                else:
+                    value = raw
+        out[name] = value
+    return out
+
+
+def _kubeconfig_paths(auth: dict[str, Any], environ: dict[str, str]) -> str | None:
+    if auth.get("kubeconfig"):
+        return auth["kubeconfig"]
+    env = environ.get("KUBECONFIG")
+    if env:
+        return env
+    default = os.path.expanduser("~/.kube/config")
+    return default if os.path.exists(default) else None
+
+
+def in_cluster(environ: dict[str, str] | None = None, sa_dir: str = SA_DIR) -> bool:
+    env = os.environ if environ is None else environ
+    return bool(env.get("KUBERNETES_SERVICE_HOST")) and os.path.exists(
+        os.path.join(sa_dir, "token"))
+
+
+def make_configuration(params: dict[str, Any], environ: dict[str, str] | None = None
+                       ) -> Any:
+    """A private `kubernetes.client.Configuration` for these options.
+
+    Order, as kubernetes.core: explicit host (with or without credentials), then a
+    kubeconfig/context, then in-cluster, then $KUBECONFIG or ~/.kube/config.
+    """
+    from kubernetes import client, config
+
+    env = dict(os.environ if environ is None else environ)
+    auth = resolve_auth(params, env)
+    cfg = client.Configuration()
+    try:
+        if auth.get("kubeconfig") or auth.get("context") or not auth.get("host"):
+            if not (auth.get("kubeconfig") or auth.get("context")) and in_cluster(env):
+                config.load_incluster_config(client_configuration=cfg)
+            else:
+                source = _kubeconfig_paths(auth, env)
+                if source is None:
+                    raise KubeConfigError(
+                        "no cluster configuration found: set the kubeconfig or host option "
+                        "(or K8S_AUTH_KUBECONFIG / K8S_AUTH_HOST / KUBECONFIG), or run inside "
+                        "a Pod with a service account")
+                if isinstance(source, dict):
+                    config.load_kube_config_from_dict(source, context=auth.get("context"),
+                                                      client_configuration=cfg,
+                                                      persist_config=False)
+                else:
+                    config.load_kube_config(config_file=str(source),
+                                            context=auth.get("context"),
+                                            client_configuration=cfg, persist_config=False)
+    except config.ConfigException as e:
+        raise KubeConfigError(f"cannot load the cluster configuration: {e}") from None
+    except FileNotFoundError as e:
+        raise KubeConfigError(f"kubeconfig not found: {e.filename}") from None
+    if auth.get("host"):
+        cfg.host = auth["host"].rstrip("/")
+    if auth.get("api_key"):
+        cfg.api_key = {"authorization": f"Bearer {auth['api_key']}"}
+    if auth.get("username"):
+        cfg.username = auth["username"]
+    if auth.get("password"):
+        cfg.password = auth["password"]
+    if auth.get("validate_certs") is not None:
+        cfg.verify_ssl = bool(auth["validate_certs"])
+    for opt, attr in (("ca_cert", "ssl_ca_cert"), ("client_cert", "cert_file"),
+                      ("client_key", "key_file"), ("proxy", "proxy"), ("no_proxy", "no_proxy")):
+        if auth.get(opt):
+            setattr(cfg, attr, auth[opt])
+    if cfg.username and cfg.password and not cfg.api_key:
+        cfg.api_key = {"authorization": cfg.get_basic_auth_token()}
+    cfg.retries = 0  # the caller decides when to try again
+    return cfg, auth
+
+
+def make_api_client(params: dict[str, Any], environ: dict[str, str] | None = None,
+                    user_agent: str = "election.kubernetes") -> Any:
+    """An ApiClient for the auth options (`params` may hold other keys too)."""
+    from kubernetes import client
+
+    cfg, auth = make_configuration(params, environ)
+    api = client.ApiClient(cfg)
+    api.user_agent = user_agent
+    if auth.get("impersonate_user"):
+        api.set_default_header("Impersonate-User", auth["impersonate_user"])
+    for group in auth.get("impersonate_groups") or []:
+        # the client keeps one value per header; several groups go comma-joined
+        existing = api.default_headers.get("Impersonate-Group")
+        api.set_default_header("Impersonate-Group",
+                               f"{existing},{group}" if existing else group)
+    return api
+
+
+def in_cluster_namespace(sa_dir: str = SA_DIR) -> str | None:
+    try:
+        with open(os.path.join(sa_dir, "namespace"), encoding="utf-8") as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
+
+
+def default_identity(environ: dict[str, str] | None = None) -> str:
+    env = os.environ if environ is None else environ
+    return env.get("POD_NAME") or socket.gethostname()
+
+
+# ---------------------------------------------------------------- errors
+
+@dataclass
+class Target:
+    """What a request was about, for error messages: verb, resource, object, namespace."""
+
+    verb: str
+    resource: str  # plural, e.g. "leases"
+    group: str = ""
+    name: str = ""
+    namespace: str = ""
+
+    def describe(self) -> str:
+        what = f"{self.resource}.{self.group}" if self.group else self.resource
+        obj = f'{what} "{self.name}"' if self.name else what
+        return f"{obj} in namespace {self.namespace}" if self.namespace else obj
+
+
+def _status_message(body: Any) -> str:
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    try:
+        data = json.loads(body) if isinstance(body, str) else body
+    except ValueError:
+        return str(body).strip()
+    if isinstance(data, dict) and data.get("message"):
+        return str(data["message"])
+    return str(body).strip()
+
+
+def describe_error(exc: BaseException, target: Target, host: str = "") -> str:
+    """One sentence: what failed, on which object, and what the server (or network) said."""
+    status = getattr(exc, "status", None)
+    if status:  # kubernetes.client.ApiException
+        said = _status_message(getattr(exc, "body", "") or getattr(exc, "reason", ""))
+        action = f"cannot {target.verb} {target.describe()}"
+        if status == 403:
+            group = target.group or '""'
+            where = f" in namespace {target.namespace}" if target.namespace else ""
+            return (f"{action}: forbidden. The credentials lack the RBAC permission to "
+                    f"{target.verb} {target.resource} (apiGroup {group}){where}; grant verb "
+                    f"'{target.verb}' on resource '{target.resource}'. Server said: {said}")
+        if status == 401:
+            return f"{action}: the server rejected the credentials (401 Unauthorized): {said}"
+        return f"{action}: {status} {getattr(exc, 'reason', '')}: {said}".replace("  ", " ")
+    reason = _network_reason(exc)
+    where = f" at {host}" if host else ""
+    return f"cannot {target.verb} {target.describe()}: the Kubernetes API{where} is " \
+           f"unreachable ({reason})"
+
+
+def _network_reason(exc: BaseException) -> str:
+    inner: BaseException | None = getattr(exc, "reason", None)
+    if isinstance(inner, BaseException):
+        exc = inner
+    text = str(exc)
+    if "timed out" in text.lower() or "timeout" in type(exc).__name__.lower():
+        return "request timed out"
+    if "refused" in text.lower():
+        return "connection refused"
+    return f"{type(exc).__name__}: {text}"
