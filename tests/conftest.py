@@ -47,5 +47,7 @@ def core(api_client: client.ApiClient) -> client.CoreV1Api:
 
 
 @pytest.fixture
-def dyn(api_client: client.ApiClient) -> DynamicClient:
-    return DynamicClient(api_client)
+def dyn(api_client: client.ApiClient, tmp_path: Path) -> DynamicClient:
+    # A cache file per test: the default one is keyed by host:port, which a later
+    # emulator may reuse, and would then serve a stale discovery document.
+    return DynamicClient(api_client, cache_file=str(tmp_path / "discovery-cache.json"))
