@@ -66,6 +66,12 @@ class ResourceType:
         return not self.custom
 
     def supported_field_selectors(self) -> set[str]:
+        # Namespace and Node have their own field label conversions without
+        # metadata.namespace (pkg/apis/core/v1/conversion.go), and so do cluster-scoped CRs
+        # (apiextensions-apiserver crConverter); other types use the metav1 default.
+        if (self.custom and not self.namespaced) or \
+                (self.group == "" and self.kind in ("Namespace", "Node")):
+            return {"metadata.name", *self.field_selectors}
         return {"metadata.name", "metadata.namespace", *self.field_selectors}
 
 

@@ -538,7 +538,10 @@ def decode_continue(token: str) -> tuple[int, str]:
     if data.get("v") != _CONTINUE_VERSION:
         raise bad("server does not recognize this encoded version")
     rv, start = data.get("rv"), data.get("start")
-    if not isinstance(rv, int) or isinstance(rv, bool) or rv <= 0:
+    # A negative rv (-1) means "continue at the latest revision": the server hands such a
+    # token out with a 410 when the original snapshot was compacted (storage.DecodeContinue
+    # rejects only 0).
+    if not isinstance(rv, int) or isinstance(rv, bool) or rv == 0:
         raise bad(f"incorrect encoded start resourceVersion (version {_CONTINUE_VERSION})")
     if not isinstance(start, str) or not start:
         raise bad("encoded start key empty")
