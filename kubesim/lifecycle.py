@@ -123,7 +123,9 @@ class Lifecycle(Loop):
                     self.write(rt, obj, new)
             elif obj["metadata"].get("deletionTimestamp"):
                 continue
-            elif "waiting" in states:
+            elif "waiting" in states and dependents.get(obj["metadata"].get("uid", "")):
+                # attemptToDeleteItem: foreground only for an item with dependents of its
+                # own; a leaf falls through to its finalizer-derived policy (Background).
                 self.delete(rt, obj, "Foreground")
             else:
                 self.delete(rt, obj, "Background")
