@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 ACTIONS = ("latency", "error", "refuse", "blackhole")
+VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
 ERROR_REASONS = {
     400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
     409: "Conflict", 410: "Expired", 422: "Invalid", 429: "TooManyRequests",
@@ -36,15 +37,36 @@ class Fault:
     id: int = 0
 
     def validate(self) -> None:
+        """Refuse a malformed rule up front, naming the field (a bad type would otherwise
+        surface later as a 500 on every request the rule is matched against)."""
         if self.action not in ACTIONS:
             raise ValueError(f"action must be one of {', '.join(ACTIONS)}, got {self.action!r}")
-        if not self.identity:
+        if not isinstance(self.identity, str) or not self.identity:
             raise ValueError("identity is required (a token as 'token:<t>', a User-Agent, or "
                              "'*')")
-        if self.action == "error" and not 400 <= int(self.code) <= 599:
+        if isinstance(self.seconds, bool) or not isinstance(self.seconds, (int, float)):
+            raise ValueError(f"seconds must be a number, got {self.seconds!r}")
+        for name in ("code", "retry_after", "remaining"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"{name} must be an integer, got {value!r}")
+        if self.action == "error" and not 400 <= self.code <= 599:
             raise ValueError(f"code must be an HTTP error status 400-599, got {self.code!r}")
         if self.seconds < 0:
-            raise ValueError("seconds must be 0 or more")
+            raise ValueError(f"seconds must be 0 or more, got {self.seconds!r}")
+        if self.retry_after < 0:
+            raise ValueError(f"retry_after must be 0 or more, got {self.retry_after!r}")
+        if self.remaining < -1:
+            raise ValueError(f"remaining must be -1 (unlimited) or a count, got "
+                             f"{self.remaining!r}")
+        for name in ("verbs", "resources"):
+            value = getattr(self, name)
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ValueError(f"{name} must be a list of strings, got {value!r}")
+        unknown = [v for v in self.verbs if v not in VERBS]
+        if unknown:
+            raise ValueError(f"verbs: unknown verb(s) {', '.join(unknown)}; use "
+                             f"{', '.join(VERBS)}")
 
     def matches(self, identity: str, verb: str, resource: str) -> bool:
         if self.remaining == 0:
@@ -74,7 +96,12 @@ class Faults:
             unknown = set(fault) - {f for f in Fault.__dataclass_fields__}
             if unknown:
                 raise ValueError(f"unknown fault field(s): {', '.join(sorted(unknown))}")
+            for required in ("identity", "action"):
+                if required not in fault:
+                    raise ValueError(f"{required} is required")
             fault = Fault(**fault)
+        elif not isinstance(fault, Fault):
+            raise ValueError(f"a fault must be a JSON object, got {type(fault).__name__}")
         fault.validate()
         with self._lock:
             fault.id = next(self._ids)

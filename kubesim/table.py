@@ -459,7 +459,9 @@ def _node_row(o: dict[str, Any], now: dt.datetime) -> list[Any]:
     conds = {c.get("type"): c.get("status") for c in _g(o, "status", "conditions", default=[])
              if isinstance(c, dict)}
     ready = conds.get("Ready")
-    status = ["Ready" if ready == "True" else "NotReady" if ready == "False" else "Unknown"]
+    # printers.go printNode: Ready=True -> "Ready", any other status (False or Unknown, as the
+    # node lifecycle controller sets it) -> "NotReady"; no Ready condition at all -> "Unknown"
+    status = ["Unknown" if ready is None else "Ready" if ready == "True" else "NotReady"]
     if _g(o, "spec", "unschedulable"):
         status.append("SchedulingDisabled")
     labels = _g(o, "metadata", "labels", default={}) or {}
