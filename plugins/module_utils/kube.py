@@ -69,7 +69,7 @@ def resolve_auth(params: dict[str, Any], environ: dict[str, str] | None = None
                 if spec.get("type") == "bool":
                     value = raw.lower() not in _BOOL_FALSE
                 elif spec.get("type") == "list":
-                    value = [x for x in raw.split(",") if x]
+                    value = [x.strip() for x in raw.split(",") if x.strip()]
                 else:
                     value = raw
         out[name] = value
