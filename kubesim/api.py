@@ -20,6 +20,7 @@ from .meta import (
     Decoder,
     format_time,
     generate_name,
+    json_type,
     kind_qualified,
     name_errors,
     new_uid,
@@ -132,9 +133,15 @@ class Api:
         if nsobj is None:
             raise errors.not_found("namespaces", ns or "")
         if nsobj["metadata"].get("deletionTimestamp"):
-            raise errors.forbidden(
+            err = errors.forbidden(
                 f"{rt.qualified} \"{name}\" is forbidden: unable to create new content in "
                 f"namespace {ns} because it is being terminated", rt.qualified, name, rt.group)
+            # NamespaceLifecycle admission adds this cause (v1.NamespaceTerminatingCause).
+            assert err.details is not None
+            err.details["causes"] = [{"reason": "NamespaceTerminating",
+                                      "message": f"namespace {ns} is being terminated",
+                                      "field": "metadata.namespace"}]
+            raise err
 
     def _decode_body(self, ctx: Ctx, rt: ResourceType, body: Any,
                      ns: str | None) -> dict[str, Any]:
@@ -142,7 +149,7 @@ class Api:
         if not isinstance(body, dict):
             raise errors.bad_request(
                 f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
-                f"json: cannot unmarshal {type(body).__name__} into Go value of type "
+                f"json: cannot unmarshal {json_type(body)} into Go value of type "
                 f"{rt.kind}")
         kind = body.get("kind")
         if kind not in (None, "", rt.kind):
@@ -163,7 +170,7 @@ class Api:
         elif not isinstance(md, dict):
             raise errors.bad_request(
                 f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
-                f"json: cannot unmarshal {type(md).__name__} into Go struct field "
+                f"json: cannot unmarshal {json_type(md)} into Go struct field "
                 f"{rt.kind}.metadata of type v1.ObjectMeta")
         if rt.custom:
             obj, unknown = schema.prepare(rt, copy.deepcopy(body))
@@ -220,20 +227,30 @@ class Api:
         with self.store.lock:
             current = self.store.rv
             if token:
-                if rv_param:
+                if rv_param not in ("", "0"):  # etcd3 store: "0" is tolerated
                     raise errors.bad_request(
                         "specifying resource version is not allowed when using continue")
                 try:
                     list_rv, after = decode_continue(token)
                 except SelectorError as e:
                     raise errors.bad_request(f"invalid continue token: {e}") from None
+                if list_rv < 0:  # a token handed out with a 410: continue at the latest RV
+                    list_rv = current
                 try:
                     items = self.store.snapshot(key_of(rt), ns, list_rv)
                 except TooOld:
-                    raise errors.expired(
+                    # etcd3 handleCompactedErrorForPaging: 410 plus a token that resumes
+                    # after the same key at the latest revision (rv -1).
+                    err = errors.expired(
                         "The provided continue parameter is too old to display a consistent "
                         "list result. You can start a new list without the continue "
-                        "parameter.") from None
+                        "parameter, or use the continue token in this response to retrieve "
+                        "the remainder of the results. Continuing with the provided token "
+                        "results in an inconsistent list - objects that were created, "
+                        "modified, or deleted between the time the first chunk was returned "
+                        "and now may show up in the list.")
+                    err.list_meta = {"continue": encode_continue(-1, after)}
+                    raise err from None
             else:
                 if rv_param not in ("", "0"):
                     wanted = self._rv_value(rv_param)
@@ -420,6 +437,7 @@ class Api:
         with self.store.lock:
             old = self.store.get(key_of(rt), ns or "", name)
             rv = obj["metadata"].get("resourceVersion") or ""
+            self._check_uid_precondition(rt, ns, name, obj, old, sub)
             if old is None:
                 if rt.allow_create_on_update and not sub:
                     if rv:
@@ -434,6 +452,30 @@ class Api:
             elif rv != old["metadata"]["resourceVersion"]:
                 raise errors.conflict(rt.qualified, name, rt.group)
             return 200, self._update_decoded(ctx, rt, old, obj, sub, ctx.manager)
+
+    def _check_uid_precondition(self, rt: ResourceType, ns: str | None, name: str,
+                                obj: dict[str, Any], old: dict[str, Any] | None,
+                                sub: str) -> None:
+        """A PUT body's uid is a storage precondition (rest.defaultUpdatedObjectInfo).
+
+        The store checks it before anything else in GuaranteedUpdate, so a PUT naming another
+        uid is a 409 Conflict (StorageError: invalid object), not a 422; a PATCH carries no
+        such precondition and reaches validation ("field is immutable") instead.
+        """
+        uid = obj["metadata"].get("uid")
+        if not uid:
+            return
+        if old is None and not (rt.allow_create_on_update and not sub):
+            return  # the store answers 404 first
+        stored_uid = (old or {}).get("metadata", {}).get("uid", "")
+        if uid == stored_uid:
+            return
+        prefix = f"{rt.group}/" if rt.custom else ""
+        key = f"/registry/{prefix}{rt.plural}/" + (f"{ns}/" if rt.namespaced else "") + name
+        raise errors.conflict(rt.qualified, name, rt.group,
+                              f"StorageError: invalid object, Code: 4, Key: {key}, "
+                              f"ResourceVersion: 0, AdditionalErrorMsg: Precondition failed: "
+                              f"UID in precondition: {uid}, UID in object meta: {stored_uid}")
 
     def _update_decoded(self, ctx: Ctx, rt: ResourceType, old: dict[str, Any],
                         new: dict[str, Any], sub: str, manager: str,
@@ -476,7 +518,7 @@ class Api:
                 raise errors.invalid(kind_qualified(rt), name, [(
                     "metadata.finalizers", None,
                     f"Forbidden: no new finalizers can be added if the object is being deleted, "
-                    f"found new finalizers {json.dumps(sorted(added))}")], rt.group)
+                    f"found new finalizers {_go_string_slice(sorted(added))}")], rt.group)
         if rt.has_generation and _content(new, rt.has_status) != _content(old, rt.has_status):
             md["generation"] = int(omd.get("generation") or 1) + 1
         validate_type(rt, new, old)
@@ -513,10 +555,25 @@ class Api:
     def patch(self, ctx: Ctx, rt: ResourceType, ns: str | None, name: str, sub: str,
               raw: bytes, content_type: str) -> tuple[int, dict[str, Any]]:
         ptype = PATCH_TYPES.get(content_type)
+        if ptype is None and not rt.custom:
+            # Built-ins are go-restful routes: a Content-Type outside the PATCH route's
+            # Consumes list is refused before the handler runs, and the apiserver's
+            # serviceErrorHandler answers NewGenericServerResponse(415, "415: Unsupported
+            # Media Type"). Only the CRD handler names the accepted patch types.
+            raise ApiError(415, "UnsupportedMediaType", "415: Unsupported Media Type", {})
         if ptype is None or (ptype == "strategic" and not rt.strategic_merge):
             raise errors.unsupported_media_type(content_type)
         if sub == "scale" and ptype == "apply":
             raise errors.unsupported_media_type(content_type)
+        # validation.ValidatePatchOptions runs before the body is decoded or the object read.
+        if ptype == "apply" and not ctx.query.get("fieldManager"):
+            raise errors.invalid("PatchOptions.meta.k8s.io", "", [
+                ("fieldManager", None, "Required value: is required for apply patch")],
+                "meta.k8s.io")
+        if ptype != "apply" and "force" in ctx.query:
+            raise errors.invalid("PatchOptions.meta.k8s.io", "", [
+                ("force", None, "Forbidden: may not be specified for non-apply patch")],
+                "meta.k8s.io")
         body = self._parse_patch_body(raw, ptype)
         if ptype == "apply":
             return self._apply(ctx, rt, ns, name, sub, body)
@@ -535,6 +592,12 @@ class Api:
             except patch.BadPatch as e:
                 raise errors.bad_request(str(e)) from None
             except patch.PatchError as e:
+                if ptype == "json":
+                    # handlers/patch.go applyJSPatch wraps json-patch Apply errors in
+                    # NewGenericServerResponse(422, ..., isUnexpectedResponse=false): the
+                    # library's text (e.g. "testing value /x failed") is not sent back.
+                    raise ApiError(422, "Invalid", "the server rejected our request due to "
+                                   "an error in our request", {}) from None
                 details = {"name": name, "kind": rt.kind, "group": rt.group} if rt.group \
                     else {"name": name, "kind": rt.kind}
                 raise ApiError(422, "Invalid", str(e), details) from None
@@ -567,11 +630,7 @@ class Api:
 
     def _apply(self, ctx: Ctx, rt: ResourceType, ns: str | None, name: str, sub: str,
                body: Any) -> tuple[int, dict[str, Any]]:
-        manager = ctx.query.get("fieldManager", "")
-        if not manager:
-            raise errors.bad_request(
-                "PATCH requests with apply patch type must specify a fieldManager "
-                "(fieldManager is required for apply requests)")
+        manager = ctx.query.get("fieldManager", "")  # required: checked in patch()
         if not isinstance(body, dict):
             raise errors.bad_request("error decoding YAML: the applied configuration must be "
                                      "an object")
@@ -608,9 +667,8 @@ class Api:
                     manager, force, old["metadata"].get("managedFields") or [],
                     rt.api_version, now, sub, status_isolated=rt.has_status)
             except patch.ApplyConflict as e:
-                raise ApiError(409, "Conflict", str(e),
-                               {"name": name, "group": rt.group, "kind": rt.plural,
-                                "causes": e.causes}) from None
+                # errors.NewApplyConflict: the details carry the causes only.
+                raise ApiError(409, "Conflict", str(e), {"causes": e.causes}) from None
             result.setdefault("metadata", {})["resourceVersion"] = \
                 old["metadata"]["resourceVersion"]
             obj = self._decode_body(ctx, rt, result, ns)
@@ -686,15 +744,28 @@ class Api:
         md = obj["metadata"]
         name = md["name"]
         pre = options.get("preconditions") or {}
+        if rt.kind == "Namespace":  # the namespace REST storage words it itself
+            if pre.get("uid") and pre["uid"] != md.get("uid"):
+                raise errors.conflict(rt.qualified, name, rt.group,
+                                      f"Precondition failed: UID in precondition: {pre['uid']}, "
+                                      f"UID in object meta: {md.get('uid')}")
+            if pre.get("resourceVersion") and pre["resourceVersion"] != md["resourceVersion"]:
+                raise errors.conflict(rt.qualified, name, rt.group,
+                                      f"Precondition failed: ResourceVersion in precondition: "
+                                      f"{pre['resourceVersion']}, ResourceVersion in object "
+                                      f"meta: {md['resourceVersion']}")
+        # rest.BeforeDelete: the "resource" it names is the Kind (GroupResource{g, Kind}).
         if pre.get("uid") and pre["uid"] != md.get("uid"):
-            raise errors.conflict(rt.qualified, name, rt.group,
-                                  f"Precondition failed: UID in precondition: {pre['uid']}, "
-                                  f"UID in object meta: {md.get('uid')}")
+            raise errors.conflict(kind_qualified(rt), name, rt.group,
+                                  f"the UID in the precondition ({pre['uid']}) does not match "
+                                  f"the UID in record ({md.get('uid')}). The object might have "
+                                  f"been deleted and then recreated")
         if pre.get("resourceVersion") and pre["resourceVersion"] != md["resourceVersion"]:
-            raise errors.conflict(rt.qualified, name, rt.group,
-                                  f"Precondition failed: ResourceVersion in precondition: "
-                                  f"{pre['resourceVersion']}, ResourceVersion in object meta: "
-                                  f"{md['resourceVersion']}")
+            raise errors.conflict(kind_qualified(rt), name, rt.group,
+                                  f"the ResourceVersion in the precondition "
+                                  f"({pre['resourceVersion']}) does not match the ResourceVersion "
+                                  f"in record ({md['resourceVersion']}). The object might have "
+                                  f"been modified")
         orphan_flag = options.get("orphanDependents")
         policy = options.get("propagationPolicy")
         if policy is not None and policy not in ("Foreground", "Background", "Orphan"):
@@ -880,6 +951,11 @@ class Api:
         crd = self.store.get(("apiextensions.k8s.io", "customresourcedefinitions"), "",
                              rt.crd_name)
         return bool(crd and crd["metadata"].get("deletionTimestamp"))
+
+
+def _go_string_slice(values: list[str]) -> str:
+    """A []string as Go's %#v prints it: []string{"a", "b"}."""
+    return "[]string{" + ", ".join(json.dumps(v) for v in values) + "}"
 
 
 def _get_path(obj: dict[str, Any], path: str) -> Any:

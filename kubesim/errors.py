@@ -17,10 +17,11 @@ class ApiError(Exception):
         self.message = message
         self.details = details
         self.headers = headers or {}
+        self.list_meta: dict[str, Any] = {}  # Status.metadata (ListMeta), e.g. `continue`
 
     def status(self) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "kind": "Status", "apiVersion": "v1", "metadata": {},
+            "kind": "Status", "apiVersion": "v1", "metadata": dict(self.list_meta),
             "status": "Failure", "message": self.message, "reason": self.reason,
             "code": self.code,
         }
@@ -79,7 +80,9 @@ def invalid(kind_qualified: str, name: str, causes: list[tuple[str, str, str]],
         out_causes.append({"reason": reason, "message": text.split(": ", 1)[1], "field": field})
     summary = parts[0] if len(parts) == 1 else "[" + ", ".join(parts) + "]"
     kind = kind_qualified.split(".", 1)[0]
-    details = {"name": name, "kind": kind, "causes": out_causes}
+    details: dict[str, Any] = {"name": name, "kind": kind, "causes": out_causes}
+    if not name:  # StatusDetails.name is omitempty
+        del details["name"]
     if group:
         details["group"] = group
     return ApiError(422, "Invalid", f'{kind_qualified} "{name}" is invalid: {summary}', details)

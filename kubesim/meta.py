@@ -49,9 +49,90 @@ def parse_rfc3339(s: str) -> dt.datetime:
 
 
 def _time_error(kind: str, version: str, value: str, layout: str) -> ApiError:
-    return bad_request(
-        f'{kind} in version "{version}" cannot be handled as a {kind}: '
-        f'parsing time "{value}" as "{layout}": cannot parse "{value}" as "{layout}"')
+    detail = go_parse_time_error(value, layout) or (
+        f"parsing time {_go_quote(value)} as {_go_quote(layout)}: cannot parse "
+        f"{_go_quote(value)} as {_go_quote(layout)}")
+    return bad_request(f'{kind} in version "{version}" cannot be handled as a {kind}: {detail}')
+
+
+GO_RFC3339_LAYOUT = "2006-01-02T15:04:05Z07:00"
+
+
+def _go_quote(s: str) -> str:
+    """Go's time.quote: bytes outside printable ASCII as \\xHH; `"` and `\\` escaped."""
+    out = []
+    for c in s:
+        if ord(c) >= 0x80 or ord(c) < 0x20:
+            out.extend(f"\\x{b:02x}" for b in c.encode("utf-8"))
+        else:
+            out.append("\\" + c if c in '"\\' else c)
+    return '"' + "".join(out) + '"'
+
+
+def go_parse_time_error(value: str, layout: str = GO_MICRO_LAYOUT) -> str | None:
+    """The error Go's time.Parse gives for `value`, or None when it parses.
+
+    Only the two layouts the API uses: RFC 3339 (metav1.Time) and RFC3339Micro
+    (metav1.MicroTime, exactly six fractional digits). Like Go's, the message names the
+    unparsed rest of the value and the layout element it stopped at.
+    """
+    micro = layout == GO_MICRO_LAYOUT
+    head = f"parsing time {_go_quote(value)}"
+
+    def bad(rest: str, elem: str) -> str:
+        return f"{head} as {_go_quote(layout)}: cannot parse {_go_quote(rest)} as " \
+               f"{_go_quote(elem)}"
+
+    def digit(s: str, i: int) -> bool:
+        return len(s) > i and "0" <= s[i] <= "9"
+
+    rest = value
+    if not all(digit(rest, i) for i in range(4)):
+        return bad(rest, "2006")
+    year, rest = int(rest[:4]), rest[4:]
+    nums: dict[str, int] = {}
+    for prefix, elem, fixed, what, hi in (("-", "01", True, "month", 12),
+                                          ("-", "02", True, "", 99),
+                                          ("T", "15", False, "hour", 23),
+                                          (":", "04", True, "minute", 59),
+                                          (":", "05", True, "second", 59)):
+        if not rest.startswith(prefix):
+            return bad(rest, prefix)
+        rest = rest[len(prefix):]
+        if not digit(rest, 0) or (fixed and not digit(rest, 1)):
+            return bad(rest, elem)
+        n = 2 if digit(rest, 1) else 1
+        nums[elem], rest = int(rest[:n]), rest[n:]
+        if what and (nums[elem] > hi or (elem == "01" and nums[elem] < 1)):
+            return f"{head}: {what} out of range"
+    if micro:
+        if len(rest) < 7 or rest[0] not in ".," or not all(digit(rest, i) for i in range(1, 7)):
+            return bad(rest, ".000000")
+        rest = rest[7:]
+    elif len(rest) >= 2 and rest[0] in ".," and digit(rest, 1):
+        n = 2
+        while digit(rest, n):
+            n += 1
+        rest = rest[n:]
+    if rest.startswith("Z"):
+        rest = rest[1:]
+    else:
+        if len(rest) < 6 or rest[3] != ":" or rest[0] not in "+-" \
+                or not all(digit(rest, i) for i in (1, 2, 4, 5)):
+            return bad(rest, "Z07:00")
+        if int(rest[1:3]) > 24:
+            return f"{head}: time zone offset hour out of range"
+        if int(rest[4:6]) > 60:
+            return f"{head}: time zone offset minute out of range"
+        rest = rest[6:]
+    if rest:
+        return f"{head}: extra text: {_go_quote(rest)}"
+    month, day = nums["01"], nums["02"]
+    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    days = [31, 29 if leap else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1]
+    if day < 1 or day > days:
+        return f"{head}: day out of range"
+    return None
 
 
 def normalize_micro(value: Any, kind: str, version: str, strict: bool) -> str:
@@ -59,15 +140,18 @@ def normalize_micro(value: Any, kind: str, version: str, strict: bool) -> str:
         raise bad_request(f'{kind} in version "{version}" cannot be handled as a {kind}: '
                           f"json: cannot unmarshal {json_type(value)} into Go value of type "
                           f"string")
-    ok = _MICRO_RE.match(value) if strict else _RFC3339_RE.match(value)
-    if not ok:
+    if strict:
+        if go_parse_time_error(value, GO_MICRO_LAYOUT):
+            raise _time_error(kind, version, value, GO_MICRO_LAYOUT)
+    elif not _RFC3339_RE.match(value) or go_parse_time_error(value, GO_RFC3339_LAYOUT):
         raise _time_error(kind, version, value, GO_MICRO_LAYOUT)
     return format_micro(parse_rfc3339(value))
 
 
 def normalize_time(value: Any, kind: str, version: str) -> str:
-    if not isinstance(value, str) or not _RFC3339_RE.match(value):
-        raise _time_error(kind, version, str(value), "2006-01-02T15:04:05Z07:00")
+    if not isinstance(value, str) or not _RFC3339_RE.match(value) \
+            or go_parse_time_error(value, GO_RFC3339_LAYOUT):
+        raise _time_error(kind, version, str(value), GO_RFC3339_LAYOUT)
     return format_time(parse_rfc3339(value))
 
 
@@ -256,12 +340,12 @@ class Decoder:
         if typ.startswith("List[") or typ.startswith("list["):
             inner = typ[5:-1]
             if not isinstance(value, list):
-                raise self._fail(path, value, "[]" + _GO_TYPES.get(inner, inner), struct)
+                raise self._fail(path, value, "[]" + _go_type(inner), struct)
             return [self._value(v, inner, path, struct) for v in value]
         if typ.startswith("Dict[") or typ.startswith("dict("):
             inner = typ[typ.index(",") + 1:-1].strip()
             if not isinstance(value, dict):
-                raise self._fail(path, value, "map[string]" + _GO_TYPES.get(inner, inner), struct)
+                raise self._fail(path, value, "map[string]" + _go_type(inner), struct)
             return {k: (None if v is None else self._value(v, inner, path, struct))
                     for k, v in value.items()}
         if typ == "object":
@@ -292,7 +376,25 @@ class Decoder:
         model = getattr(k8s_models, typ, None)
         if model is None:
             return value
-        return self._object(value, model, path, struct)
+        # Go's UnmarshalTypeError names the innermost struct being decoded and the full path.
+        if not isinstance(value, dict):
+            raise self._fail(path, value, _go_type(typ), struct)
+        return self._object(value, model, path, _go_struct_name(typ))
+
+
+def _go_struct_name(model_name: str) -> str:
+    """V1LeaseSpec -> LeaseSpec, CoreV1EventSeries -> EventSeries (the Go type's name)."""
+    return re.sub(r"^[A-Za-z]*?V\d+(?:(?:alpha|beta)\d+)?(?=[A-Z])", "", model_name)
+
+
+def _go_type(typ: str) -> str:
+    """How Go prints a field's type: int32, []string, v1.LeaseSpec."""
+    if typ in _GO_TYPES:
+        return _GO_TYPES[typ]
+    m = re.match(r"^[A-Za-z]*?(V\d+(?:(?:alpha|beta)\d+)?)(?=[A-Z])", typ)
+    if m and getattr(k8s_models, typ, None) is not None:
+        return f"{m.group(1).lower()}.{typ[m.end():]}"
+    return typ
 
 
 # ---------------------------------------------------------------- type rules

@@ -18,7 +18,7 @@ from . import discovery, errors, openapi, table
 from .api import Ctx, key_of
 from .errors import ApiError
 from .faults import ERROR_REASONS, Fault
-from .meta import now_utc
+from .meta import json_type, now_utc
 from .registry import ResourceType
 from .store import TooOld
 
@@ -29,6 +29,67 @@ log = logging.getLogger("kubesim.server")
 
 WRITE_VERBS = ("create", "update", "patch", "delete", "deletecollection")
 HOOK_PREFIX = "/kubesim/v1/"
+
+# The struct the apiserver's JSON serializer sniffs apiVersion/kind into, as Go prints its type.
+_FIND_KIND = ('struct { APIVersion string "json:\\"apiVersion,omitempty\\""; '
+              'Kind string "json:\\"kind,omitempty\\"" }')
+_UNSUPPORTED = object()
+
+
+def _summarize(body: bytes, limit: int = 30) -> str:
+    """handlers/rest.go summarizeData: the body's start, as text if it is an object, else hex."""
+    if not body:
+        return "<empty>"
+    more = " ..." if len(body) > limit else ""
+    if body[:1] == b"{":
+        return body[:limit].decode("utf-8", "replace") + more
+    return body[:limit].hex() + more
+
+
+def _unrecognized(rt: ResourceType, body: bytes, detail: str) -> ApiError:
+    return errors.bad_request(f"the object provided is unrecognized (must be of type "
+                              f"{rt.kind}): {detail} ({_summarize(body)})")
+
+
+def _go_quote_char(c: str) -> str:
+    """encoding/json quoteChar: 'x', with `'` and non-printables escaped."""
+    if c == "'":
+        return "'\\''"
+    if c == '"':
+        return "'\"'"
+    return "'" + json.dumps(c)[1:-1] + "'"
+
+
+def _go_json_error(e: ValueError) -> str:
+    """encoding/json's SyntaxError text for what Python's decoder reported."""
+    if not isinstance(e, json.JSONDecodeError):
+        return str(e)
+    doc, pos = e.doc, e.pos
+    if pos >= len(doc.rstrip()):
+        return "unexpected end of JSON input"
+    where = {
+        "Expecting value": "looking for beginning of value",
+        "Expecting property name enclosed in double quotes":
+            "looking for beginning of object key string",
+        "Expecting ':' delimiter": "after object key",
+        "Extra data": "after top-level value",
+    }.get(e.msg)
+    if where is None and e.msg == "Expecting ',' delimiter":
+        depth: list[str] = []
+        in_str = esc = False
+        for ch in doc[:pos]:
+            if in_str:
+                in_str, esc = (in_str, False) if esc else (ch != '"', ch == "\\")
+            elif ch == '"':
+                in_str = True
+            elif ch in "[{":
+                depth.append(ch)
+            elif ch in "]}" and depth:
+                depth.pop()
+        where = "after object key:value pair" if depth[-1:] == ["{"] else "after array element"
+    if where is None:
+        return e.msg
+    return f"invalid character {_go_quote_char(doc[pos])} {where}"
 
 
 class Route:
@@ -284,15 +345,40 @@ class Handler(BaseHTTPRequestHandler):
 
     # ------------------------------------------------------------ resources
     def _decode(self, body: bytes, rt: ResourceType) -> Any:
+        """Decode a POST/PUT body the way the apiserver's serializer does.
+
+        Its first step sniffs apiVersion/kind by unmarshalling into a small struct; when that
+        fails the handler (rest.go transformDecodeError) answers 400 "the object provided is
+        unrecognized (must be of type K): couldn't get version/kind; json parse error: <Go
+        error> (<summarizeData of the body>)". A JSON `null` sniffs fine and decodes to an
+        empty object.
+        """
         ctype = (self.headers.get("Content-Type") or "application/json").split(";")[0].strip()
-        try:
-            if ctype in ("application/json", "*/*", ""):
-                return json.loads(body.decode("utf-8") or "null")
-            if ctype in ("application/yaml", "application/x-yaml", "text/yaml"):
-                return yaml.safe_load(body.decode("utf-8"))
-        except (ValueError, yaml.YAMLError) as e:
-            raise errors.bad_request(
-                f"couldn't get version/kind; json parse error: {e}") from None
+        if ctype in ("application/json", "*/*", ""):
+            try:
+                value = json.loads(body.decode("utf-8"))
+            except UnicodeDecodeError as e:
+                raise _unrecognized(rt, body, "couldn't get version/kind; json parse error: "
+                                    f"invalid character {_go_quote_char(chr(body[e.start]))} "
+                                    "looking for beginning of value") from None
+            except ValueError as e:
+                raise _unrecognized(rt, body, "couldn't get version/kind; json parse error: "
+                                    + _go_json_error(e)) from None
+        elif ctype in ("application/yaml", "application/x-yaml", "text/yaml"):
+            try:
+                value = yaml.safe_load(body.decode("utf-8"))
+            except (ValueError, yaml.YAMLError) as e:
+                raise _unrecognized(rt, body, f"error converting YAML to JSON: {e}") from None
+        else:
+            value = _UNSUPPORTED
+        if value is None:
+            return {}
+        if not isinstance(value, dict) and value is not _UNSUPPORTED:
+            raise _unrecognized(rt, body, "couldn't get version/kind; json parse error: json: "
+                                f"cannot unmarshal {json_type(value)} into Go value of type "
+                                f"{_FIND_KIND}")
+        if value is not _UNSUPPORTED:
+            return value
         raise ApiError(415, "UnsupportedMediaType",
                        'the body of the request was in an unknown format - accepted media '
                        'types include: application/json, application/yaml', {})
@@ -340,6 +426,10 @@ class Handler(BaseHTTPRequestHandler):
         self._send(code, out, headers)
         rv = (out.get("metadata") or {}).get("resourceVersion", "") if isinstance(out, dict) \
             else ""
+        if verb == "create" and isinstance(out, dict):
+            # like audit.LogRequestObject: a POST's objectRef names the object it created
+            # (also when generateName picked the name)
+            route.name = (out.get("metadata") or {}).get("name", "")
         return code, rv
 
     def _delete_options(self, body: bytes, query: dict[str, str]) -> dict[str, Any]:
@@ -472,9 +562,16 @@ class Handler(BaseHTTPRequestHandler):
             sim.faults.clear()
             self._send(200, {"cleared": True})
         elif len(parts) == 2 and parts[0] == "faults" and method == "DELETE":
+            if not parts[1].isdigit():
+                raise errors.bad_request(f"fault id must be an integer, got {parts[1]!r}")
+            if not sim.faults.active(int(parts[1])):
+                raise errors.not_found("faults", parts[1])
             sim.faults.remove(int(parts[1]))
             self._send(200, {"removed": int(parts[1])})
         elif parts == ["audit"] and method == "GET":
+            if not (query.get("since") or "0").isdigit():
+                raise errors.bad_request(f"since must be an audit sequence number, got "
+                                         f"{query['since']!r}")
             since = int(query.get("since") or 0)
             writes = query.get("writes") in ("true", "1")
             self._send(200, {"entries": sim.audit.as_dicts(
