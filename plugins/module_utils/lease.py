@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import random
 import re
@@ -89,6 +90,9 @@ class ElectionConfig:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ConfigError(f"{field_name} must be a number of seconds, got "
                                   f"{value!r}")
+            if not math.isfinite(value):
+                raise ConfigError(f"{field_name} must be a finite number of seconds, got "
+                                  f"{value}")
             if value <= 0:
                 raise ConfigError(f"{field_name} must be greater than 0, got {value}")
         if float(self.lease_duration) != int(self.lease_duration):
@@ -118,6 +122,7 @@ class ElectionConfig:
         if self.clock_skew_margin is not None and (
                 isinstance(self.clock_skew_margin, bool)
                 or not isinstance(self.clock_skew_margin, (int, float))
+                or not math.isfinite(self.clock_skew_margin)
                 or self.clock_skew_margin < 0):
             raise ConfigError(f"clock_skew_margin must be a number of seconds >= 0, got "
                               f"{self.clock_skew_margin!r}")
@@ -343,6 +348,7 @@ class Attempt:
     reason: str = ""
     error: str = ""
     acquired: bool = False  # a new term began with this attempt
+    lost_race: bool = False  # another writer changed the Lease between our read and write
 
 
 @dataclass
@@ -353,6 +359,7 @@ class LeaseElector:
     wall: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     on_new_leader: Callable[[str], None] | None = None
     dry_run: bool = False
+    sleep: Callable[[float], None] = time.sleep  # release's back-off (injectable for tests)
 
     observed_record: LeaseRecord | None = None
     observed_raw: str = ""
@@ -483,6 +490,14 @@ class LeaseElector:
         cfg = self.config
         now = self.clock()
         desired = self._desired(self.wall())
+        # `timeout` bounds the whole attempt, not each request: a renewal whose fast-path
+        # PUT hung must not spend another full timeout on the GET (the renew deadline
+        # would be overrun by up to one request timeout).
+        # (Never 0: the client reads a zero timeout as "no timeout".)
+        end = now + timeout
+
+        def budget() -> float:
+            return max(0.05, end - self.clock())
         # 1. fast path: renew our own, still valid lease with a PUT at the cached version
         if self.is_leader and self.lease_valid(now) and self.cached is not None:
             record = LeaseRecord(desired.holder, desired.lease_duration,
@@ -497,9 +512,11 @@ class LeaseElector:
                 return Attempt(True, True, "renewed")
             except (LostRace, ApiFailure) as e:
                 self.last_error = str(e)  # fall through to the slow path
+                if end - self.clock() < 0.05:
+                    return Attempt(False, False, "could not renew the lease", str(e))
         # 2. read the lock
         try:
-            lease = self.api.get(cfg.namespace, cfg.name, timeout)
+            lease = self.api.get(cfg.namespace, cfg.name, budget())
         except ApiFailure as e:
             self.last_error = str(e)
             return Attempt(False, False, "could not read the lease", str(e))
@@ -508,9 +525,12 @@ class LeaseElector:
                 return Attempt(True, False, "would create the lease (check mode)",
                                acquired=True)
             try:
-                created = self.api.create(cfg.namespace, self._body(None, desired), timeout)
+                created = self.api.create(cfg.namespace, self._body(None, desired),
+                                          budget())
             except LostRace:
-                return Attempt(False, False, "another candidate created the lease first")
+                self._learn_winner(budget())
+                return Attempt(False, False, "another candidate created the lease first",
+                               lost_race=True)
             except ApiFailure as e:
                 self.last_error = str(e)
                 return Attempt(False, False, "could not create the lease", str(e))
@@ -541,14 +561,25 @@ class LeaseElector:
                            acquired=record.holder != cfg.identity)
         # 6. write at the version we read: a 409 means someone else won
         try:
-            written = self.api.replace(cfg.namespace, cfg.name, self._body(lease, new), timeout)
+            written = self.api.replace(cfg.namespace, cfg.name, self._body(lease, new),
+                                       budget())
         except LostRace:
-            return Attempt(False, False, "another candidate wrote the lease first")
+            self._learn_winner(budget())
+            return Attempt(False, False, "another candidate wrote the lease first",
+                           lost_race=True)
         except ApiFailure as e:
             self.last_error = str(e)
             return Attempt(False, False, "could not write the lease", str(e))
         self._set_observed(written, now)
         return Attempt(True, True, why, acquired=record.holder != cfg.identity)
+
+    def _learn_winner(self, timeout: float) -> None:
+        """After a lost race, read the Lease once so that the holder we report is the
+        winner (not the record we based our write on, or nothing at all)."""
+        try:
+            self.observe(self.api.get(self.config.namespace, self.config.name, timeout))
+        except ApiFailure as e:
+            self.last_error = str(e)
 
     # -- release
     def release(self, timeout: float | None = None, deadline: float | None = None
@@ -569,7 +600,7 @@ class LeaseElector:
                     except ApiFailure as e:
                         if self.clock() >= end:
                             return Attempt(False, False, "could not read the lease", str(e))
-                        time.sleep(min(cfg.retry_period, max(0.0, end - self.clock())))
+                        self.sleep(min(cfg.retry_period, max(0.0, end - self.clock())))
                         continue
                     if lease is None:
                         self.observe(None)
@@ -590,6 +621,8 @@ class LeaseElector:
                         if self.clock() >= end:
                             return Attempt(False, False, "could not release the lease",
                                            str(e))
+                        if isinstance(e, ApiFailure):  # back off; a 409 retries at once
+                            self.sleep(min(cfg.retry_period, max(0.0, end - self.clock())))
                         continue
                     self._set_observed(written, self.clock())
                     return Attempt(False, True, "released")
@@ -620,6 +653,12 @@ def jittered(period: float, factor: float = JITTER_FACTOR, rng: Callable[[], flo
              random.random) -> float:
     """client-go's wait.Jitter: period * [1, 1 + factor)."""
     return period * (1 + factor * rng())
+
+
+def poll_interval(period: float, rng: Callable[[], float] = random.random) -> float:
+    """A module's spacing between attempts while it waits: period x (0.5, 1]. Jittered so
+    that waiting hosts do not poll in lockstep, and never longer than one period."""
+    return period * (1 - 0.5 * rng())
 
 
 # ---------------------------------------------------------------- in-process campaign
@@ -798,11 +837,13 @@ def elect_once(config: ElectionConfig, api: LeaseAPI, server: str,
     - Without one, when another holder's lease looks valid, the call observes the Lease
       itself: it stops as soon as the record changes (the holder is alive) and takes over
       only if it stayed unchanged for the record's whole leaseDurationSeconds.
-    - `wait` campaigns until leader, attempts spaced retry_period x [1, 2.2).
+    - `wait` campaigns until leader, attempts spaced retry_period x (0.5, 1]: jittered,
+      but never more than one retry period apart, so that a released Lease is taken
+      within one retry period (client-go's [1, 2.2) could take 2.2).
     - `timeout` (seconds, 0 = none) bounds the whole call.
     Raises ApiFailure when the API could not be used at all.
     """
-    el = LeaseElector(config, api, clock=clock, dry_run=check_mode)
+    el = LeaseElector(config, api, clock=clock, dry_run=check_mode, sleep=sleep)
     restored = False
     if store is not None:
         obs = store.load(server, config.namespace, config.name)
@@ -829,11 +870,12 @@ def elect_once(config: ElectionConfig, api: LeaseAPI, server: str,
         first_seen = el.observed_time
         if not att.leader and wait:
             while not att.leader and clock() < end:
-                sleep(min(jittered(config.retry_period, rng=rng), max(0.0, end - clock())))
+                sleep(min(poll_interval(config.retry_period, rng), max(0.0, end - clock())))
                 att = attempt()
-        elif not att.leader and not att.error and not restored and el.holder and \
-                el.holder != config.identity:
+        elif not att.leader and not att.error and not att.lost_race and not restored and \
+                el.holder and el.holder != config.identity:
             # No earlier observation on this host: watch the record for one lease term.
+            # (A lost race needs none: the holder has just written, it is alive.)
             record = el.observed_record or LeaseRecord()
             limit = min(end, first_seen + record.lease_duration
                         + config.retry_period * (1 + JITTER_FACTOR))
@@ -853,7 +895,8 @@ def elect_once(config: ElectionConfig, api: LeaseAPI, server: str,
     result: dict[str, Any] = {
         "changed": any(a.wrote for a in attempts) or (check_mode and any(
             a.reason.startswith("would") for a in attempts)),
-        "is_leader": el.is_leader if not check_mode else (final.leader and state != "released"),
+        "is_leader": (el.is_leader and final.leader) if not check_mode else (
+            final.leader and state != "released"),
         "holder": record.holder,
         "identity": config.identity,
         "acquired": any(a.acquired for a in attempts) and final.leader,

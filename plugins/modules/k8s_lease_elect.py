@@ -58,7 +58,10 @@ options:
     type: float
     default: 10
   retry_period:
-    description: Seconds between attempts (jittered up to x2.2 while waiting).
+    description:
+      - Seconds between attempts. With O(wait=true) attempts are jittered between 0.5 and
+        1 x this, so a released Lease is taken within one retry period; while observing an
+        unknown holder they are spaced 1 to 2.2 x this, as in client-go.
     type: float
     default: 2
   state:

@@ -933,7 +933,8 @@ def test_elect_once_wait_campaigns_with_jittered_sleeps(api, clock):
     r = once(api, clock, wait=True, sleep=sleeper, rng=cycle_rng(0.0, 0.999999, 0.5, 0.25))
     assert r["is_leader"] and r["acquired"]
     assert len(sleeper.sleeps) >= 5
-    assert all(2 <= s < 2 * 2.2 for s in sleeper.sleeps), sleeper.sleeps
+    # never more than one retry period apart (a release is taken within one), jittered
+    assert all(1 <= s <= 2 for s in sleeper.sleeps), sleeper.sleeps
     assert len(set(sleeper.sleeps)) > 1  # jittered, not a fixed period
     assert r["attempts"] == len(sleeper.sleeps) + 1
     # the takeover came a lease duration after the last renewal B saw, not before
