@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import urllib3
 import yaml
+from helpers import until as eventually
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
@@ -81,18 +82,6 @@ def cm(name: str, labels: dict[str, str] | None = None, **data: str) -> dict[str
     if labels is not None:
         md["labels"] = labels
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": md, "data": data or {"k": "v"}}
-
-
-def eventually(check: Callable[[], Any], timeout: float = 5.0, interval: float = 0.05) -> Any:
-    """Poll `check` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
 
 
 def raw(api_client: client.ApiClient, method: str, path: str,

@@ -32,6 +32,7 @@ from typing import Any
 
 import pytest
 import urllib3
+from helpers import until as eventually
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
@@ -43,17 +44,6 @@ POD_NAME = re.compile(r"^(?P<deploy>[a-z0-9-]+?)-(?P<hash>[a-z0-9]{6,10})-(?P<su
 
 
 # ------------------------------------------------------------------ helpers
-def eventually(check: Callable[[], Any], timeout: float = 5.0, interval: float = 0.05) -> Any:
-    """Poll `check` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            assert result, f"condition not met within {timeout}s"
-            return result
-        time.sleep(interval)
-
-
 def core_for(sim: KubeSim, tmp_path: Path, token: str | None = None,
              user_agent: str | None = None) -> client.CoreV1Api:
     """A typed client of its own (own connection pool), as one identity."""

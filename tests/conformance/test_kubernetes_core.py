@@ -11,12 +11,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import ansible_runner
+from helpers import until as eventually
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
@@ -56,17 +56,6 @@ def run_playbook(sim: KubeSim, tmp_path: Path, playbook: str, *args: str,
                           text=True, timeout=120)
     assert proc.returncode == 0, f"{playbook} failed:\n{proc.stdout}\n{proc.stderr}"
     return proc.stdout
-
-
-def eventually(check: Callable[[], Any], timeout: float = 5.0, interval: float = 0.05) -> Any:
-    """Poll `check` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            assert result, f"condition not met within {timeout}s"
-            return result
-        time.sleep(interval)
 
 
 def core_for(sim: KubeSim, tmp_path: Path) -> client.CoreV1Api:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from helpers import until as _until
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
@@ -36,18 +37,6 @@ MICRO_LAYOUT = "2006-01-02T15:04:05.000000Z07:00"
 
 
 # ---------------------------------------------------------------- helpers
-
-def _until(probe: Callable[[], T | None], timeout: float = 2.0, what: str = "condition") -> T:
-    """Poll `probe` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
-
 
 def _status(e: ApiException) -> dict[str, Any]:
     body = json.loads(e.body)

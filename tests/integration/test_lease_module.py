@@ -14,13 +14,14 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 import yaml
+from helpers import until as _until
 from kubernetes import client
 
 from ansible_collections.election.kubernetes.plugins.module_utils.kube import make_api_client
@@ -40,17 +41,6 @@ NS = "default"
 SLACK = 1.0  # added to "no later than" bounds: latency on a loaded 2-core machine
 INVENTORY = ('localhost ansible_connection=local '
              'ansible_python_interpreter="{{ ansible_playbook_python }}"\n')
-
-
-def _until(probe: Callable[[], T | None], timeout: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
 
 
 def ua(identity: str) -> str:
