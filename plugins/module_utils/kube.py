@@ -51,6 +51,23 @@ class KubeConfigError(Exception):
     """The connection options do not lead to a usable cluster configuration."""
 
 
+class LostRace(Exception):
+    """Another writer changed the object first (409): not an error, just not the winner."""
+
+
+class ApiFailure(Exception):
+    """The API could not be reached or refused the request; the message says why."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def permanent(self) -> bool:
+        """Retrying cannot help: bad credentials, missing permission, invalid request."""
+        return self.status in (400, 401, 403, 405, 415, 422)
+
+
 def resolve_auth(params: dict[str, Any], environ: dict[str, str] | None = None
                  ) -> dict[str, Any]:
     """The auth options with `K8S_AUTH_<OPTION>` environment fallbacks filled in."""
@@ -239,3 +256,26 @@ def _network_reason(exc: BaseException) -> str:
     if "refused" in text.lower():
         return "connection refused"
     return f"{type(exc).__name__}: {text}"
+
+
+def raw_call(api_client: Any, fn: Any, target: Target, timeout: float, *args: Any,
+             missing_ok: bool = False, **kwargs: Any) -> dict[str, Any] | None:
+    """Call a typed client method and return the raw JSON answer as a dict.
+
+    Raw bodies keep server formats exact (MicroTime, unknown fields). 409 raises LostRace;
+    404 returns None when `missing_ok`; any other failure raises ApiFailure with one
+    message naming the verb, the object and what the server or network said.
+    """
+    from kubernetes.client.rest import ApiException
+
+    try:
+        resp = fn(*args, _preload_content=False, _request_timeout=timeout, **kwargs)
+    except ApiException as e:
+        if e.status == 409:
+            raise LostRace(_status_message(e.body or e.reason)) from None
+        if e.status == 404 and missing_ok:
+            return None
+        raise ApiFailure(describe_error(e, target), e.status) from None
+    except Exception as e:  # urllib3 connection errors, timeouts
+        raise ApiFailure(describe_error(e, target, api_client.configuration.host)) from None
+    return json.loads(resp.data)

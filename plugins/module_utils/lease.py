@@ -46,6 +46,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from ansible_collections.election.kubernetes.plugins.module_utils.kube import (
+    ApiFailure,
+    LostRace,
+    Target,
+    raw_call,
+)
+
 JITTER_FACTOR = 1.2
 DEFAULT_LEASE_DURATION = 15
 DEFAULT_RENEW_DEADLINE = 10
@@ -56,18 +63,6 @@ BOOT_ID_FILE = "/proc/sys/kernel/random/boot_id"
 
 class ConfigError(ValueError):
     """An invalid election configuration; the message names the rule that failed."""
-
-
-class LostRace(Exception):
-    """Another writer changed the Lease first (409): not an error, just not the leader."""
-
-
-class ApiFailure(Exception):
-    """The API could not be reached or refused the request; the message says why."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 # ---------------------------------------------------------------- configuration
@@ -222,37 +217,17 @@ class KubeLeaseAPI:
         self.api_client = api_client
         self.coord = client.CoordinationV1Api(api_client)
 
-    def _call(self, fn: Callable[..., Any], target: Any, timeout: float, *args: Any
+    def _call(self, fn: Callable[..., Any], target: Target, timeout: float, *args: Any
               ) -> Any:
-        from kubernetes.client.rest import ApiException
-
-        from ansible_collections.election.kubernetes.plugins.module_utils.kube import (
-            describe_error,
-        )
-
-        try:
-            resp = fn(*args, _preload_content=False, _request_timeout=timeout)
-        except ApiException as e:
-            if e.status == 409:
-                raise LostRace(str(e.reason)) from None
-            if e.status == 404 and target.verb == "get":
-                return None
-            raise ApiFailure(describe_error(e, target), e.status) from None
-        except Exception as e:  # urllib3 connection errors, timeouts
-            raise ApiFailure(describe_error(e, target, self.api_client.configuration.host)
-                             ) from None
-        return json.loads(resp.data)
+        return raw_call(self.api_client, fn, target, timeout, *args,
+                        missing_ok=target.verb == "get")
 
     def get(self, namespace: str, name: str, timeout: float) -> dict[str, Any] | None:
-        from ansible_collections.election.kubernetes.plugins.module_utils.kube import Target
-
         return self._call(self.coord.read_namespaced_lease,
                           Target("get", "leases", "coordination.k8s.io", name, namespace),
                           timeout, name, namespace)
 
     def create(self, namespace: str, body: dict[str, Any], timeout: float) -> dict[str, Any]:
-        from ansible_collections.election.kubernetes.plugins.module_utils.kube import Target
-
         return self._call(self.coord.create_namespaced_lease,
                           Target("create", "leases", "coordination.k8s.io",
                                  body["metadata"]["name"], namespace),
@@ -260,8 +235,6 @@ class KubeLeaseAPI:
 
     def replace(self, namespace: str, name: str, body: dict[str, Any], timeout: float
                 ) -> dict[str, Any]:
-        from ansible_collections.election.kubernetes.plugins.module_utils.kube import Target
-
         return self._call(self.coord.replace_namespaced_lease,
                           Target("update", "leases", "coordination.k8s.io", name, namespace),
                           timeout, name, namespace, body)
