@@ -152,6 +152,18 @@ class KubeLifeAPI:
         self._changed = threading.Event()
         self._watching: dict[str, tuple[str, threading.Event]] = {}
         self._watch_failed: set[str] = set()
+        # resourceVersion of the object last read, per (kind, name): a watch starts there,
+        # so that a change between that read and the watch's start is not missed
+        self._read_rv: dict[tuple[str, str], str] = {}
+
+    def _remember(self, kind: str, name: str, obj: dict[str, Any] | None
+                  ) -> dict[str, Any] | None:
+        rv = ((obj or {}).get("metadata") or {}).get("resourceVersion", "")
+        if rv:
+            self._read_rv[(kind, name)] = rv
+        else:
+            self._read_rv.pop((kind, name), None)
+        return obj
 
     def _call(self, fn: Any, target: Target, *args: Any, missing_ok: bool = False,
               **kwargs: Any) -> Any:
@@ -159,9 +171,9 @@ class KubeLifeAPI:
                         missing_ok=missing_ok, **kwargs)
 
     def get_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return self._call(self.core.read_namespaced_pod,
-                          Target("get", "pods", "", name, namespace), name, namespace,
-                          missing_ok=True)
+        return self._remember("pod", name, self._call(
+            self.core.read_namespaced_pod, Target("get", "pods", "", name, namespace), name,
+            namespace, missing_ok=True))
 
     def _delete(self, fn: Any, resource: str, namespace: str, name: str, uid: str) -> bool:
         try:
@@ -176,9 +188,10 @@ class KubeLifeAPI:
         return self._delete(self.core.delete_namespaced_pod, "pods", namespace, name, uid)
 
     def get_configmap(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return self._call(self.core.read_namespaced_config_map,
-                          Target("get", "configmaps", "", name, namespace), name, namespace,
-                          missing_ok=True)
+        return self._remember("configmap", name, self._call(
+            self.core.read_namespaced_config_map,
+            Target("get", "configmaps", "", name, namespace), name, namespace,
+            missing_ok=True))
 
     def create_configmap(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         return self._call(self.core.create_namespaced_config_map,
@@ -206,16 +219,16 @@ class KubeLifeAPI:
         self._watching[kind] = (name, stop)
         list_fn = self.core.list_namespaced_config_map if kind == "configmap" \
             else self.core.list_namespaced_pod
-        t = threading.Thread(target=self._watch, args=(kind, list_fn, namespace, name, stop),
+        t = threading.Thread(target=self._watch, args=(kind, list_fn, namespace, name, stop,
+                                                       self._read_rv.get((kind, name), "")),
                              name=f"life-watch-{kind}", daemon=True)
         t.start()
 
     def _watch(self, kind: str, list_fn: Any, namespace: str, name: str,
-               stop: threading.Event) -> None:
+               stop: threading.Event, rv: str = "") -> None:
         from kubernetes import watch
         from kubernetes.client.rest import ApiException
 
-        rv = ""
         while not stop.is_set():
             w = watch.Watch()
             try:
@@ -225,7 +238,9 @@ class KubeLifeAPI:
                     if stop.is_set():
                         w.stop()
                         return
-                    obj = ev.get("raw_object") or {}
+                    # deserialize=False yields the object under "object" ("raw_object"
+                    # only exists when the client deserializes)
+                    obj = ev.get("raw_object") or ev.get("object") or {}
                     rv = (obj.get("metadata") or {}).get("resourceVersion", rv)
                     if ev["type"] in ("DELETED", "MODIFIED"):
                         self._changed.set()
@@ -282,7 +297,8 @@ def _node_ready(node: dict[str, Any]) -> tuple[bool, str]:
     for c in (node.get("status") or {}).get("conditions") or []:
         if c.get("type") == "Ready":
             return c.get("status") == "True", str(c.get("status"))
-    return False, "missing"
+    # no Ready condition yet (a node that has not reported): not NotReady, as in operator-lib
+    return True, "missing"
 
 
 def become(cfg: LifeConfig, api: LifeAPI, *, wait: bool = True, timeout: float = 0,
@@ -378,6 +394,8 @@ def become(cfg: LifeConfig, api: LifeAPI, *, wait: bool = True, timeout: float =
             if e.permanent:
                 raise LifeError(str(e)) from None
             error = str(e)
+        if check_mode and res.would_write:
+            return finish()  # what follows the skipped write cannot be simulated
         if retry_now and immediate < 3:
             immediate += 1
             continue
@@ -386,16 +404,27 @@ def become(cfg: LifeConfig, api: LifeAPI, *, wait: bool = True, timeout: float =
             return finish()
         step = jitter(next(steps), rng)
         left = end - clock()
-        if left <= 0:
-            res.timed_out = True
-            say(f"Not the leader after {timeout:g} s; giving up (timeout).")
-            return finish()
-        delay = min(step, left)
-        if error:
-            say(f"{error}; retrying in {delay:.1f} s.")
-            sleep(delay)  # errors always wait the full step: never a hot loop
-        elif api.wait_for_change(ns, lock_name, leader_pod, delay):
-            say("Saw the lock or the leader Pod change; trying again now.")
+        # attempts are always a full step apart: when the deadline comes before the next
+        # attempt is due, wait until the deadline (a change still wakes us) and give up
+        cut = step >= left
+        if left > 0:
+            if error:
+                say(f"{error}; retrying in {step:.1f} s." if not cut else
+                    f"{error}; the timeout comes before the next try (in {left:.1f} s).")
+                sleep(min(step, left))  # errors always wait the full step: never a hot loop
+                if not cut:
+                    continue
+            elif api.wait_for_change(ns, lock_name, leader_pod, min(step, left)):
+                say(f"Saw lock {ns}/{lock_name}"
+                    + (f" or leader Pod {leader_pod}" if leader_pod else "")
+                    + " change; trying again now.")
+                continue
+            elif not cut:
+                continue
+        res.timed_out = True
+        say(f"Not the leader after {timeout:g} s; giving up (timeout)."
+            + (f" The last attempt failed: {error}" if error else ""))
+        return finish()
 
 
 def _inspect_leader(cfg: LifeConfig, api: LifeAPI, res: LifeResult, owner: dict[str, Any],
@@ -437,7 +466,10 @@ def _inspect_leader(cfg: LifeConfig, api: LifeAPI, res: LifeResult, owner: dict[
                 f"Ready. Grant get on nodes to handle leaders on NotReady nodes.")
             node = None
         ready, state = _node_ready(node) if node is not None else (True, "unknown")
-        if not ready:
+        if ready:
+            # the grace counts a continuous NotReady spell: a recovery starts it again
+            not_ready_since.pop(f"{node_name}/{uid}", None)
+        else:
             if cfg.node_not_ready == "wait":
                 say(f"Leader Pod {name} runs on node {node_name}, which is NotReady (Ready="
                     f"{state}); node_not_ready=wait, so waiting.")
