@@ -50,6 +50,7 @@ from ansible_collections.election.kubernetes.plugins.module_utils.kube import (
 INITIAL_BACKOFF = 1.0
 DEFAULT_MAX_BACKOFF = 16.0
 JITTER = 0.2
+MIN_WAKE_GAP = 0.5  # a pass woken by a change starts at least this long after the last one
 NODE_NOT_READY_CHOICES = ("delete", "wait")
 TERMINAL_PHASES = ("Failed", "Succeeded")
 _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -332,6 +333,7 @@ def become(cfg: LifeConfig, api: LifeAPI, *, wait: bool = True, timeout: float =
     immediate = 0  # consecutive retries without sleeping (bounded)
     while True:
         res.attempts += 1
+        pass_started = clock()
         leader_pod = ""
         error = ""
         retry_now = False
@@ -418,6 +420,10 @@ def become(cfg: LifeConfig, api: LifeAPI, *, wait: bool = True, timeout: float =
                 say(f"Saw lock {ns}/{lock_name}"
                     + (f" or leader Pod {leader_pod}" if leader_pod else "")
                     + " change; trying again now.")
+                # a leader Pod that changes often must not turn wake-ups into a hot loop
+                gap = MIN_WAKE_GAP - (clock() - pass_started)
+                if gap > 0:
+                    sleep(gap)
                 continue
             elif not cut:
                 continue
