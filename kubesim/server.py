@@ -478,6 +478,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.send_header("Audit-Id", self._audit_id)
         self.end_headers()
+        self.wfile.flush()  # as kube-apiserver: the answer starts before the first event
         self.close_connection = True
 
         first_table = [True]
