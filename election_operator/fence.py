@@ -190,12 +190,19 @@ class _Exchange:
 
     def fence(self, upstream: socket.socket) -> None:
         """The last step before the request is written to `upstream`."""
-        if not self.proxy._valid():
+        reading = self.what.split(" ", 1)[0] in ("GET", "HEAD", "OPTIONS")
+        if (self.proxy.fence_reads or not reading) and not self.proxy._valid():
             raise _Fenced(self.what)
         self.upstream = upstream
         if not self.sent:  # a retry on a dead keep-alive connection is the same request
             self.sent = True
             self.proxy._count("forwarded")
+            if not reading and self.proxy.on_write is not None:
+                method, _, path = self.what.partition(" ")
+                try:
+                    self.proxy.on_write(method, path)
+                except Exception:  # noqa: BLE001 - an observer must not break forwarding
+                    log.exception("fencing proxy: on_write failed")
 
     def interrupt(self) -> None:
         sock = self.upstream
@@ -292,7 +299,12 @@ class FencingProxy:
                  on_refused: Callable[[str], None] | None = None, *,
                  require_token: bool = False, stream_check_interval: float = 0.1,
                  connect_timeout: float = 10.0, read_timeout: float | None = None,
-                 max_connections: int = 16) -> None:
+                 max_connections: int = 16, fence_reads: bool = True,
+                 on_write: Callable[[str, str], None] | None = None) -> None:
+        # fence_reads=False lets reads (and watches) through whatever the leadership: only
+        # writes can break the single-writer guarantee, and a follower may keep caches warm.
+        self.fence_reads = fence_reads
+        self.on_write = on_write  # (method, path) of each write forwarded: dependents' types
         self._cfg = upstream_configuration
         self._is_valid = is_valid
         self._on_refused = on_refused
@@ -436,7 +448,8 @@ class FencingProxy:
                 exchanges = list(self._exchanges)
             if not exchanges:
                 continue
-            if any(x.watch and not x.fenced for x in exchanges) and not self._valid():
+            if self.fence_reads and any(x.watch and not x.fenced for x in exchanges) and \
+                    not self._valid():
                 for x in exchanges:
                     if x.watch:
                         x.fenced = True
@@ -610,7 +623,7 @@ class FencingProxy:
                     break
                 except Exception:  # noqa: BLE001 - upstream broke, or the watchdog cut it
                     break
-                if x.watch and (x.fenced or not self._valid()):
+                if x.watch and (x.fenced or (self.fence_reads and not self._valid())):
                     x.fenced = True
                     break
                 if chunk:  # a sized body's first part goes out with the headers
