@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test lint unit conformance integration demo kubesim bench clean
+.PHONY: setup test lint unit conformance integration demo kubesim bench bench-quick clean
 
 setup: $(STAMP)
 
@@ -39,8 +39,18 @@ demo: setup
 kubesim: setup
 	$(BIN)/python -m kubesim --port 0 --kubeconfig $(VENV)/kubesim.kubeconfig --controllers
 
+# Benchmarks (not part of `make test`) record their figures, with the command, machine and
+# date, in docs/. The lease failover benchmark runs production durations (15/10/2 s): about
+# 10 minutes. `make bench-quick` runs the lease benchmarks with short durations and prints
+# their figures without writing them.
 bench: setup
 	$(BIN)/python bench/kubesim_get.py --write docs/benchmarks-kubesim.md
+	$(BIN)/python bench/lease_failover.py --write docs/benchmarks-lease.md
+	$(BIN)/python bench/lease_module_time.py --write docs/benchmarks-lease.md
+
+bench-quick: setup
+	$(BIN)/python bench/lease_failover.py --quick --reps 2
+	$(BIN)/python bench/lease_module_time.py --rounds 5
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
