@@ -47,6 +47,7 @@ bench: setup
 	$(BIN)/python bench/kubesim_get.py --write docs/benchmarks-kubesim.md
 	$(BIN)/python bench/lease_failover.py --write docs/benchmarks-lease.md
 	$(BIN)/python bench/lease_module_time.py --write docs/benchmarks-lease.md
+	$(BIN)/python bench/life_failover.py --write docs/benchmarks-life.md
 
 bench-quick: setup
 	$(BIN)/python bench/lease_failover.py --quick --reps 2
