@@ -322,8 +322,7 @@ class Operator:
             self.stop_event.set()
 
     def _on_refused(self, what: str) -> None:
-        self.metrics.fenced.inc()
-        log.warning("fenced: refused %s (not the leader)", what)
+        self.metrics.fenced.inc()  # the proxy logs the refusal itself
 
     # ------------------------------------------------------------ runs
     def _run_started(self, execution: runner.Execution) -> None:

@@ -767,7 +767,10 @@ class LeaseCampaign:
         try:
             self.on_stopped_leading(reason)
         finally:
-            if self._stop.is_set() and self.release_on_cancel and not self.lost_reason:
+            # Release only while the term is still ours by our own clock: a replica that was
+            # frozen past its deadline must not write at all, not even a release.
+            if self._stop.is_set() and self.release_on_cancel and not self.lost_reason \
+                    and el.clock() < self.deadline:
                 el.release()
 
     # -- the watch that keeps followers' observation fresh
