@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -67,12 +68,16 @@ class Informer:
         return self
 
     def stop(self) -> None:
+        """Stop at once. The open watch's socket is shut down rather than the response
+        closed: closing waits for the reading thread to release the response's buffer,
+        which it holds until the next event or bookmark arrives."""
         self._stop.set()
         resp = self._resp
-        if resp is not None:
+        sock = getattr(getattr(resp, "connection", None), "sock", None)
+        if sock is not None:
             try:
-                resp.close()
-            except Exception:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
                 pass
 
     def get(self, namespace: str, name: str) -> dict[str, Any] | None:

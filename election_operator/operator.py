@@ -402,8 +402,10 @@ class Operator:
                 self.o.metrics_bind_address != self.o.health_probe_bind_address:
             self.metrics_server = ProbeServer(self.o.metrics_bind_address, self.healthy,
                                               self.ready, self.metrics).start()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: self.stop_event.set())
+        if threading.current_thread() is threading.main_thread():
+            # (Run in another thread, e.g. in-process in tests, stop it with stop_event.)
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: self.stop_event.set())
         self._start_election()
         self.stop_event.wait()
         self.shutdown()

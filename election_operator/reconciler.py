@@ -192,6 +192,10 @@ class Reconciler:
             return Outcome(ran=True, error="ansible-runner produced no result",
                            result="failed")
         success = not result.failures
+        if not success:  # the failed tasks' output (ansible-operator's [playbook task failed])
+            log.error("%s %s/%s: failed task(s): %s\n--- Ansible output (end of %s) ---\n%s",
+                      w.kind, ns, name, "; ".join(result.failures), result.stdout,
+                      runner._tail(Path(result.stdout)))
         obj = self._get(ns, name)
         if obj is None:
             return Outcome(ran=True, result="gone")
@@ -201,12 +205,12 @@ class Reconciler:
             self._update_finalizers(ns, name, lambda f: [x for x in f if x != fin])
         elif now_deleting and not finalizer_run:
             outcome.requeue_after = DELETED_DURING_RUN_REQUEUE
-        if w.manage_status:
+        if w.manage_status:  # markDone, which also counts the result (spec §3)
             now = conditions.now_time()
             self._write_status(ns, name, lambda s: conditions.mark_done(
                 s, success, result.failures, result.stats, now))
-        if self.metrics is not None:
-            self.metrics.count_result(w, success)
+            if self.metrics is not None:
+                self.metrics.count_result(w, success)
         if not success:
             outcome.error = "; ".join(result.failures)
             return outcome
