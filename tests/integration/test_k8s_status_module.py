@@ -9,30 +9,23 @@ User-Agent is `election.kubernetes/k8s_status`, and dry runs are not writes.
 
 from __future__ import annotations
 
-import json
-import os
 import socket
-import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+from ansible_harness import Playbooks, module_task
 from helpers import until
 from kubernetes import client
 
 from kubesim import KubeSim
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = ROOT / ".venv" / "bin"
 NS = "default"
 UA = "election.kubernetes/k8s_status"
 GROUP, VERSION, PLURAL = "cache.example.com", "v1alpha1", "memcacheds"
 API_VERSION = f"{GROUP}/{VERSION}"
-INVENTORY = ('localhost ansible_connection=local '
-             'ansible_python_interpreter="{{ ansible_playbook_python }}"\n')
 OLD = "2020-01-02T03:04:05Z"
 
 
@@ -111,23 +104,8 @@ class Cluster:
         self.api.close()
 
 
-class Ansible:
-    """Writes playbooks of k8s_status tasks and runs them against kubesim."""
-
-    def __init__(self, sim: KubeSim, tmp_path: Path) -> None:
-        self.sim, self.tmp = sim, tmp_path
-        self.kubeconfig = sim.write_kubeconfig(tmp_path / "kubeconfig")
-        self.inventory = tmp_path / "inventory"
-        self.inventory.write_text(INVENTORY)
-        self.procs: list[subprocess.Popen[str]] = []
-        self._n = 0
-
-    def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("K8S_AUTH_", "ANSIBLE_"))}
-        env.update(KUBECONFIG=str(self.kubeconfig), ANSIBLE_NOCOLOR="1",
-                   ANSIBLE_DEPRECATION_WARNINGS="0", ANSIBLE_LOCAL_TEMP=str(self.tmp / "ans"),
-                   ANSIBLE_HOME=str(self.tmp / "ansible-home"), TMPDIR=str(self.tmp))
-        return env
+class Ansible(Playbooks):
+    """Playbooks of k8s_status tasks against kubesim."""
 
     @staticmethod
     def task(register: str, name: str | None = "mc", *, check_mode: bool = False,
@@ -135,53 +113,8 @@ class Ansible:
         args: dict[str, Any] = {"api_version": API_VERSION, "kind": "Memcached", "name": name,
                                 "namespace": NS}
         args.update(params)
-        args = {k: v for k, v in args.items() if v is not None}
-        t: dict[str, Any] = {"name": register, "election.kubernetes.k8s_status": args,
-                             "register": register, "ignore_errors": True}
-        if check_mode:
-            t["check_mode"] = True
-        return t
-
-    def start(self, tasks: list[dict[str, Any]]) -> tuple[subprocess.Popen[str], Path, Path]:
-        self._n += 1
-        out = self.tmp / f"result-{self._n}.json"
-        regs = [t["register"] for t in tasks]
-        collect = "{{ {" + ", ".join(f"'{r}': {r}" for r in regs) + "} | to_json }}"
-        play = [{"name": f"run {self._n}", "hosts": "localhost", "gather_facts": False,
-                 "tasks": tasks + [{"name": "results", "ansible.builtin.copy": {
-                     "content": collect, "dest": str(out)}}]}]
-        playbook = self.tmp / f"play-{self._n}.yml"
-        playbook.write_text(yaml.safe_dump(play, sort_keys=False))
-        log = self.tmp / f"log-{self._n}.txt"
-        with open(log, "w") as f:
-            proc = subprocess.Popen([str(BIN / "ansible-playbook"), "-i", str(self.inventory),
-                                     str(playbook)], cwd=ROOT, env=self.env(), stdout=f,
-                                    stderr=subprocess.STDOUT, text=True)
-        self.procs.append(proc)
-        return proc, out, log
-
-    @staticmethod
-    def wait(started: tuple[subprocess.Popen[str], Path, Path], timeout: float = 90
-             ) -> dict[str, Any]:
-        proc, out, log = started
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
-        text = log.read_text()
-        assert proc.returncode == 0, f"ansible-playbook failed:\n{text[-4000:]}"
-        assert "Traceback" not in text, text[-4000:]
-        return json.loads(out.read_text())
-
-    def run(self, tasks: list[dict[str, Any]]) -> dict[str, Any]:
-        return self.wait(self.start(tasks))
-
-    def close(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+        return module_task("election.kubernetes.k8s_status", register, args,
+                           check_mode=check_mode)
 
 
 @pytest.fixture
@@ -393,7 +326,7 @@ def test_a_concurrent_status_write_is_merged_after_a_409(
           60, "the module's PATCH to arrive")
     cluster.custom.patch_namespaced_custom_object_status(
         GROUP, VERSION, NS, PLURAL, "mc", {"status": {"other": "written meanwhile"}})
-    r = ansible.wait(started)
+    r = started.result()
     assert ok(r["set"])["changed"] is True
     want = {"phase": "Pending", "other": "written meanwhile", "nodes": ["mc-1"]}
     assert r["set"]["result"]["status"] == want
@@ -546,7 +479,7 @@ def test_two_playbooks_writing_conditions_at_once_lose_nothing(
     types = ["Alpha", "Beta", "Gamma"]
     runs = [ansible.start([ansible.task("c", conditions=[{"type": t, "status": "True"}])])
             for t in types]
-    results = [ansible.wait(run)["c"] for run in runs]  # they run in parallel meanwhile
+    results = [run.result()["c"] for run in runs]  # they run in parallel meanwhile
     assert all(ok(r)["changed"] for r in results)
     stored = cluster.get("mc")["status"]["conditions"]
     assert sorted(c["type"] for c in stored) == types

@@ -15,7 +15,6 @@ seconds where they are not the acceptance bound itself, and every message names 
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import threading
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+from ansible_harness import BIN, ROOT, Playbooks, module_task
 from helpers import until
 from kubernetes import client
 
@@ -38,15 +37,11 @@ from ansible_collections.election.kubernetes.plugins.module_utils.leader_for_lif
 )
 from kubesim import KubeSim
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = ROOT / ".venv" / "bin"
 NS = "default"
 SLACK = 1.0  # added to "no later than" bounds that are not the acceptance bound itself
 EARLY = 0.02  # audit stamps are taken after the answer is sent: tolerance on lower bounds
 LATENCY = 0.25  # allowance for the requests of one attempt (3 GETs) on a loaded machine
 NODE1, NODE2 = "kubesim-node-1", "kubesim-node-2"
-INVENTORY = ('localhost ansible_connection=local '
-             'ansible_python_interpreter="{{ ansible_playbook_python }}"\n')
 
 
 def ua(pod: str) -> str:
@@ -439,42 +434,9 @@ def test_backoff_sequence_on_the_wire(
 
 # ---------------------------------------------------------------- through ansible-playbook
 
-class Run:
-    """One ansible-playbook process; `result()` waits and returns the registered results."""
 
-    def __init__(self, proc: subprocess.Popen[str], out: Path, log: Path) -> None:
-        self.proc, self.out, self.log = proc, out, log
-
-    def result(self, timeout: float = 60) -> dict[str, Any]:
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            raise
-        text = self.log.read_text()
-        assert self.proc.returncode == 0, f"ansible-playbook failed:\n{text[-4000:]}"
-        assert "Traceback" not in text, text[-4000:]
-        return json.loads(self.out.read_text())
-
-
-class Ansible:
-    """Writes playbooks of k8s_leader_become tasks and runs them against kubesim."""
-
-    def __init__(self, sim: KubeSim, tmp_path: Path) -> None:
-        self.sim, self.tmp = sim, tmp_path
-        self.kubeconfig = sim.write_kubeconfig(tmp_path / "kubeconfig")
-        self.inventory = tmp_path / "inventory"
-        self.inventory.write_text(INVENTORY)
-        self.runs: list[Run] = []
-        self._n = 0
-
-    def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("K8S_AUTH_", "ANSIBLE_")) and k != "POD_NAME"}
-        env.update(KUBECONFIG=str(self.kubeconfig), ANSIBLE_NOCOLOR="1",
-                   ANSIBLE_DEPRECATION_WARNINGS="0", ANSIBLE_LOCAL_TEMP=str(self.tmp / "ans"),
-                   ANSIBLE_HOME=str(self.tmp / "ansible-home"))
-        return env
+class Ansible(Playbooks):
+    """Playbooks of k8s_leader_become tasks against kubesim."""
 
     @staticmethod
     def become(register: str, lock: str = "lock", *, pod_env: str | None = None,
@@ -483,43 +445,9 @@ class Ansible:
         `pod_env` sets POD_NAME in the task's environment instead of the pod_name option."""
         args: dict[str, Any] = {"lock_name": lock, "namespace": NS}
         args.update(params)
-        args = {k: v for k, v in args.items() if v is not None}
-        task: dict[str, Any] = {"name": register,
-                                "election.kubernetes.k8s_leader_become": args,
-                                "register": register, "ignore_errors": True}
-        if pod_env is not None:
-            task["environment"] = {"POD_NAME": pod_env}
-        if check_mode:
-            task["check_mode"] = True
-        return task
-
-    def start(self, tasks: list[dict[str, Any]]) -> Run:
-        self._n += 1
-        out = self.tmp / f"result-{self._n}.json"
-        regs = [t["register"] for t in tasks]
-        collect = "{{ {" + ", ".join(f"'{r}': {r}" for r in regs) + "} | to_json }}"
-        play = [{"name": f"run {self._n}", "hosts": "localhost", "gather_facts": False,
-                 "tasks": tasks + [{"name": "results", "ansible.builtin.copy": {
-                     "content": collect, "dest": str(out)}}]}]
-        playbook = self.tmp / f"play-{self._n}.yml"
-        playbook.write_text(yaml.safe_dump(play, sort_keys=False))
-        log = self.tmp / f"log-{self._n}.txt"
-        with open(log, "w") as f:
-            proc = subprocess.Popen([str(BIN / "ansible-playbook"), "-i", str(self.inventory),
-                                     str(playbook)], cwd=ROOT, env=self.env(), stdout=f,
-                                    stderr=subprocess.STDOUT, text=True)
-        run = Run(proc, out, log)
-        self.runs.append(run)
-        return run
-
-    def run(self, tasks: list[dict[str, Any]]) -> dict[str, Any]:
-        return self.start(tasks).result()
-
-    def close(self) -> None:
-        for r in self.runs:
-            if r.proc.poll() is None:
-                r.proc.kill()
-                r.proc.wait()
+        return module_task("election.kubernetes.k8s_leader_become", register, args,
+                           check_mode=check_mode,
+                           environment={"POD_NAME": pod_env} if pod_env is not None else None)
 
 
 @pytest.fixture

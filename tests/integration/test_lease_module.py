@@ -10,7 +10,6 @@ strict; "no later than" bounds get SLACK seconds, and every assertion message na
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-import yaml
+from ansible_harness import BIN, ROOT, Playbooks, module_task
 from helpers import until as _until
 from kubernetes import client
 
@@ -35,12 +34,8 @@ from ansible_collections.election.kubernetes.plugins.module_utils.lease import (
 from kubesim import KubeSim
 
 T = TypeVar("T")
-ROOT = Path(__file__).resolve().parents[2]
-BIN = ROOT / ".venv" / "bin"
 NS = "default"
 SLACK = 1.0  # added to "no later than" bounds: latency on a loaded 2-core machine
-INVENTORY = ('localhost ansible_connection=local '
-             'ansible_python_interpreter="{{ ansible_playbook_python }}"\n')
 
 
 def ua(identity: str) -> str:
@@ -48,42 +43,9 @@ def ua(identity: str) -> str:
     return f"election.kubernetes/k8s_lease_elect ({identity})"
 
 
-class Run:
-    """One ansible-playbook process; `result()` waits and returns the registered results."""
 
-    def __init__(self, proc: subprocess.Popen[str], out: Path, log: Path) -> None:
-        self.proc, self.out, self.log = proc, out, log
-
-    def result(self, timeout: float = 60) -> dict[str, Any]:
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            raise
-        text = self.log.read_text()
-        assert self.proc.returncode == 0, f"ansible-playbook failed:\n{text[-4000:]}"
-        assert "Traceback" not in text, text[-4000:]
-        return json.loads(self.out.read_text())
-
-
-class Ansible:
-    """Writes playbooks of k8s_lease_elect tasks and runs them against kubesim."""
-
-    def __init__(self, sim: KubeSim, tmp_path: Path) -> None:
-        self.sim, self.tmp = sim, tmp_path
-        self.kubeconfig = sim.write_kubeconfig(tmp_path / "kubeconfig")
-        self.inventory = tmp_path / "inventory"
-        self.inventory.write_text(INVENTORY)
-        self.runs: list[Run] = []
-        self._n = 0
-
-    def env(self, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("K8S_AUTH_", "ANSIBLE_"))}
-        env.update(KUBECONFIG=str(self.kubeconfig), ANSIBLE_NOCOLOR="1",
-                   ANSIBLE_DEPRECATION_WARNINGS="0", ANSIBLE_LOCAL_TEMP=str(self.tmp / "ans"),
-                   ANSIBLE_HOME=str(self.tmp / "ansible-home"))
-        env.update(extra)
-        return env
+class Ansible(Playbooks):
+    """Playbooks of k8s_lease_elect tasks against kubesim."""
 
     def elect(self, register: str, identity: str | None, name: str = "lease", *,
               check_mode: bool = False, **params: Any) -> dict[str, Any]:
@@ -92,46 +54,8 @@ class Ansible:
         if identity is not None:
             args.update(identity=identity, state_dir=str(self.tmp / f"state-{identity}"))
         args.update(params)
-        args = {k: v for k, v in args.items() if v is not None}
-        task = {"name": register, "election.kubernetes.k8s_lease_elect": args,
-                "register": register, "ignore_errors": True}
-        if check_mode:
-            task["check_mode"] = True
-        return task
-
-    def start(self, tasks: list[dict[str, Any]], prefix: list[str] | None = None,
-              env: dict[str, str] | None = None, playbook: Path | None = None,
-              extra_vars: dict[str, Any] | None = None) -> Run:
-        self._n += 1
-        out = self.tmp / f"result-{self._n}.json"
-        if playbook is None:
-            regs = [t["register"] for t in tasks if "register" in t]
-            collect = "{{ {" + ", ".join(f"'{r}': {r}" for r in regs) + "} | to_json }}"
-            play = [{"name": f"run {self._n}", "hosts": "localhost", "gather_facts": False,
-                     "tasks": tasks + [{"name": "results", "ansible.builtin.copy": {
-                         "content": collect, "dest": str(out)}}]}]
-            playbook = self.tmp / f"play-{self._n}.yml"
-            playbook.write_text(yaml.safe_dump(play, sort_keys=False))
-        cmd = [*(prefix or []), str(BIN / "ansible-playbook"), "-i", str(self.inventory),
-               str(playbook)]
-        if extra_vars:
-            cmd += ["-e", json.dumps(extra_vars)]
-        log = self.tmp / f"log-{self._n}.txt"
-        with open(log, "w") as f:
-            proc = subprocess.Popen(cmd, cwd=ROOT, env=env or self.env(), stdout=f,
-                                    stderr=subprocess.STDOUT, text=True)
-        run = Run(proc, out, log)
-        self.runs.append(run)
-        return run
-
-    def run(self, tasks: list[dict[str, Any]], **kw: Any) -> dict[str, Any]:
-        return self.start(tasks, **kw).result()
-
-    def close(self) -> None:
-        for r in self.runs:
-            if r.proc.poll() is None:
-                r.proc.kill()
-                r.proc.wait()
+        return module_task("election.kubernetes.k8s_lease_elect", register, args,
+                           check_mode=check_mode)
 
 
 @pytest.fixture
