@@ -298,9 +298,21 @@ class Operator:
             cfg_life = life.LifeConfig(lock, ns, pod)
 
             def run_life() -> None:
-                res = life.become(cfg_life, life.KubeLifeAPI(self.direct, log=log.info),
-                                  log=log.info)
-                if res.is_leader:
+                # become() raises LifeError for what waiting cannot fix (no such Pod, no
+                # permission): a replica that can never lead must say so and exit non-zero,
+                # not go on as a silent follower.
+                life_api = life.KubeLifeAPI(self.direct, log=log.info)
+                try:
+                    res = life.become(cfg_life, life_api, log=log.info)
+                except Exception as e:  # noqa: BLE001 - LifeError, or a bug: same outcome
+                    log.error("leader for life: %s; exiting", e,
+                              exc_info=not isinstance(e, life.LifeError))
+                    self.exit_code = 1
+                    self.stop_event.set()
+                    return
+                finally:
+                    life_api.close()  # stop watching the lock and its holder's Pod
+                if res.is_leader and not self.stop_event.is_set():
                     self.gate.started()
             threading.Thread(target=run_life, name="leader-for-life", daemon=True).start()
 

@@ -6,7 +6,7 @@ requests directly, and its own and its runs' writes through its fencing proxy (w
 with the replica's credentials). The watched kind `Sample` is reconciled by a role that may
 start a background writer (`spec.beat`), may sleep (`spec.sleep` seconds, a `sleep` command)
 and then writes a ConfigMap `<name>-out` with `spec.size`; the ConfigMaps are not owned by
-the custom resource, so a reconcile causes no dependent event.
+the custom resource, so a reconcile causes no dependent event (tests/operator_harness.py).
 
 Times: the lease lasts 4 s, the renew deadline is 3 s, the retry period 1 s. A reconcile
 starts with the status write that marks it Running (the audit log's time of that write), the
@@ -17,130 +17,40 @@ descendants and every process carrying its run marker), also when a test fails.
 from __future__ import annotations
 
 import os
-import re
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
-import yaml
 from helpers import until
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
-from kubernetes.dynamic import DynamicClient
+from operator_harness import (
+    NS,
+    Cluster,
+    Replica,
+    alive,
+    cmdline,
+    descendants,
+    log_time,
+    marked,
+    reconciled,
+    write_sample_operator,
+)
 
 from kubesim import KubeSim
 
-ROOT = Path(__file__).resolve().parents[2]
-OPERATOR = ROOT / ".venv" / "bin" / "election-operator"
-NS = "default"
-GROUP, VERSION, KIND, PLURAL = "test.example.com", "v1alpha1", "Sample", "samples"
-API_VERSION = f"{GROUP}/{VERSION}"
 LEASE = "sample-operator"
 LEASE_DURATION, RENEW_DEADLINE, RETRY_PERIOD = 4.0, 3.0, 1.0
-MARKER_ENV = "ELECTION_OPERATOR_RUN"
+LEASE_ARGS = ("--leader-elect", "--leader-election-id", LEASE, "--leader-election-namespace", NS,
+              "--leader-elect-lease-duration", f"{LEASE_DURATION:g}s",
+              "--leader-elect-renew-deadline", f"{RENEW_DEADLINE:g}s",
+              "--leader-elect-retry-period", f"{RETRY_PERIOD:g}s")
 SLACK = 0.5  # for "no later than" bounds of seconds on a loaded 2-core machine
 KILL_SLACK = 0.25  # for the 1-s bound of killing a run
-_LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
-
-# With `spec.beat: true`, a background job (async, poll 0: it daemonizes) writes the
-# ConfigMap `<name>-beat` through the run's kubeconfig every 0.1 s, whatever answer it gets.
-BEAT = """\
-import sys, time
-from kubernetes import client, config
-ns, name = sys.argv[1], sys.argv[2]
-config.load_kube_config()
-api = client.CoreV1Api()
-n = 0
-while True:
-    n += 1
-    body = {"metadata": {"name": name}, "data": {"n": str(n)}}
-    try:
-        try:
-            api.patch_namespaced_config_map(name, ns, body)
-        except client.ApiException as e:
-            if e.status != 404:
-                raise
-            api.create_namespaced_config_map(ns, body)
-    except Exception:
-        pass
-    time.sleep(0.1)
-"""
-
-ROLE_TASKS = [
-    {"name": "keep writing in the background when asked",
-     "shell": "{{ ansible_playbook_python }} {{ role_path }}/files/beat.py "
-              "{{ ansible_operator_meta.namespace }} {{ ansible_operator_meta.name }}-beat",
-     "async": 300, "poll": 0, "when": "beat | default(false) | bool"},
-    {"name": "sleep when asked", "command": "sleep {{ sleep }}",
-     "when": "(sleep | default(0) | int) > 0"},
-    {"name": "record the size (an object the custom resource does not own)",
-     "kubernetes.core.k8s": {"definition": {
-         "apiVersion": "v1", "kind": "ConfigMap",
-         "metadata": {"name": "{{ ansible_operator_meta.name }}-out",
-                      "namespace": "{{ ansible_operator_meta.namespace }}"},
-         "data": {"size": "{{ size | default(0) | string }}"}}}},
-]
-
-
-def sample_crd() -> dict[str, Any]:
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{PLURAL}.{GROUP}"},
-        "spec": {
-            "group": GROUP, "scope": "Namespaced",
-            "names": {"plural": PLURAL, "singular": "sample", "kind": KIND},
-            "versions": [{
-                "name": VERSION, "served": True, "storage": True,
-                "subresources": {"status": {}},
-                "schema": {"openAPIV3Schema": {"type": "object", "properties": {
-                    "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-                    "status": {"type": "object",
-                               "x-kubernetes-preserve-unknown-fields": True}}}},
-            }],
-        },
-    }
-
-
-# --------------------------------------------------------------------------- processes
-
-def _alive(p: psutil.Process) -> bool:
-    try:
-        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
-def descendants(pid: int) -> list[psutil.Process]:
-    try:
-        return [p for p in psutil.Process(pid).children(recursive=True) if _alive(p)]
-    except psutil.Error:
-        return []
-
-
-def marked(replica_pid: int) -> list[psutil.Process]:
-    """Processes of the runs of the replica `replica_pid` (they carry its run marker), also
-    after they were orphaned."""
-    found = []
-    for p in psutil.process_iter():
-        try:
-            if p.environ().get(MARKER_ENV, "").startswith(f"{replica_pid}:") and _alive(p):
-                found.append(p)
-        except psutil.Error:
-            continue
-    return found
-
-
-def cmdline(p: psutil.Process) -> list[str]:
-    try:
-        return p.cmdline()
-    except psutil.Error:
-        return []
 
 
 def is_sleep_30(p: psutil.Process) -> bool:
@@ -151,141 +61,14 @@ def is_playbook(p: psutil.Process) -> bool:
     return any(Path(arg).name == "ansible-playbook" for arg in cmdline(p)[:2])
 
 
-def log_time(line: str) -> float:
-    """The wall-clock time of a log line of the operator (logging's asctime, local time)."""
-    m = _LOG_TIME.match(line)
-    assert m, f"not a log line: {line!r}"
-    return datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
-
-
-class Replica:
-    """One `election-operator run` process with its own token, log and runner dir."""
-
-    def __init__(self, sim: KubeSim, tmp_path: Path, name: str, watches: Path,
-                 extra: tuple[str, ...] = ()) -> None:
-        self.name = name
-        self.token = f"token-{name}"
-        self.identity = f"token:{self.token}"
-        self.dir = tmp_path / name
-        self.dir.mkdir()
-        kubeconfig = sim.write_kubeconfig(self.dir / "kubeconfig", token=self.token)
-        self.log_path = self.dir / "operator.log"
-        self.runner_dir = self.dir / "runner"
-        env = dict(os.environ, KUBECONFIG=str(kubeconfig), POD_NAME=name,
-                   ANSIBLE_GATHERING="explicit")
-        env.pop(MARKER_ENV, None)
-        argv = [str(OPERATOR), "run", "--watches-file", str(watches), "--leader-elect",
-                "--leader-election-id", LEASE, "--leader-election-namespace", NS,
-                "--leader-elect-lease-duration", f"{LEASE_DURATION:g}s",
-                "--leader-elect-renew-deadline", f"{RENEW_DEADLINE:g}s",
-                "--leader-elect-retry-period", f"{RETRY_PERIOD:g}s",
-                "--health-probe-bind-address", "127.0.0.1:0", "--metrics-bind-address", "0",
-                "--runner-dir", str(self.runner_dir), *extra]
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in close()
-        self.proc = subprocess.Popen(argv, env=env, cwd=self.dir, stdin=subprocess.DEVNULL,
-                                     stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-        self.pid = self.proc.pid
-        self.seen: set[psutil.Process] = set()  # run processes noticed while it ran
-
-    def lines(self, pattern: str) -> list[str]:
-        text = self.log_path.read_text(errors="replace")
-        return [line for line in text.splitlines() if re.search(pattern, line)]
-
-    def reconciles(self) -> int:
-        return len(self.lines(r"reconcile start Sample "))
-
-    def reconciles_ended(self) -> int:
-        return len(self.lines(r"reconcile end Sample "))
-
-    def run_processes(self) -> list[psutil.Process]:
-        procs = descendants(self.pid)
-        self.seen.update(procs)
-        return procs
-
-    def tree(self) -> list[psutil.Process]:
-        try:
-            return [psutil.Process(self.pid), *descendants(self.pid)]
-        except psutil.Error:
-            return descendants(self.pid)
-
-    def freeze(self) -> list[psutil.Process]:
-        """SIGSTOP the replica and every descendant (the replica first, so it starts no
-        more; then its descendants until no new one appears)."""
-        frozen: dict[int, psutil.Process] = {}
-        stable = 0
-        while stable < 2:
-            new = [p for p in self.tree() if p.pid not in frozen]
-            stable = stable + 1 if not new else 0
-            for p in new:
-                try:
-                    p.suspend()
-                    frozen[p.pid] = p
-                except psutil.Error:
-                    pass
-        self.seen.update(p for p in frozen.values() if p.pid != self.pid)
-        return list(frozen.values())
-
-    def thaw(self, frozen: list[psutil.Process]) -> None:
-        """SIGCONT them: descendants first (they get a head start on the replica)."""
-        for p in sorted(frozen, key=lambda p: p.pid == self.pid):
-            try:
-                p.resume()
-            except psutil.Error:
-                pass
-
-    def close(self) -> None:
-        """Kill the replica and whatever of its runs is left, by PID, and reap it."""
-        victims = {p.pid: p for p in [*self.tree(), *marked(self.pid), *self.seen]}
-        for p in victims.values():
-            try:
-                if p.is_running():
-                    p.kill()
-            except psutil.Error:
-                pass
-        psutil.wait_procs(list(victims.values()), timeout=5)
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            pass
-        self._log.close()
-
-
 # --------------------------------------------------------------------------- cluster
 
-class Cluster:
-    """The test's own view of kubesim (no token: its identity is its User-Agent)."""
+class LeaseCluster(Cluster):
+    """The test's view of kubesim, plus the Lease."""
 
     def __init__(self, sim: KubeSim, tmp_path: Path) -> None:
-        self.sim = sim
-        path = sim.write_kubeconfig(tmp_path / "kubeconfig-test")
-        self.api = config.new_client_from_config(config_file=str(path))
-        self.dyn = DynamicClient(self.api, cache_file=str(tmp_path / "discovery.json"))
-        self.core = client.CoreV1Api(self.api)
+        super().__init__(sim, tmp_path)
         self.coord = client.CoordinationV1Api(self.api)
-        self.dyn.resources.get(api_version="apiextensions.k8s.io/v1",
-                               kind="CustomResourceDefinition").create(body=sample_crd())
-        self.samples = until(lambda: self._samples(), 5, "the Sample kind in discovery")
-
-    def _samples(self) -> Any:
-        try:
-            self.dyn.resources.invalidate_cache()
-            return self.dyn.resources.get(api_version=API_VERSION, kind=KIND)
-        except Exception:  # noqa: BLE001 - not served yet
-            return None
-
-    def create(self, name: str, **spec: Any) -> None:
-        self.samples.create(namespace=NS, body={
-            "apiVersion": API_VERSION, "kind": KIND,
-            "metadata": {"name": name, "namespace": NS}, "spec": spec})
-
-    def change(self, name: str, **spec: Any) -> None:
-        self.samples.patch(namespace=NS, name=name, body={"spec": spec},
-                           content_type="application/merge-patch+json")
-
-    def change_status(self, name: str, **status: Any) -> None:
-        self.samples.status.patch(namespace=NS, name=name, body={"status": status},
-                                  content_type="application/merge-patch+json")
 
     def holder(self) -> str | None:
         try:
@@ -294,52 +77,20 @@ class Cluster:
             return None
         return lease.spec.holder_identity or None
 
-    def output(self, name: str) -> str | None:
-        """The size the role last recorded for `name`."""
-        try:
-            return (self.core.read_namespaced_config_map(f"{name}-out", NS).data or {}).get(
-                "size")
-        except ApiException:
-            return None
-
-    def writes(self, identity: str, since: int = 0) -> list[Any]:
-        """Successful, real (not dry-run) writes of `identity` in the audit log."""
-        return [e for e in self.sim.audit.entries(since=since, writes_only=True,
-                                                  identity=identity) if 200 <= e.code < 300]
-
-    def status_writes(self, identity: str, since: int = 0) -> list[Any]:
-        return [e for e in self.writes(identity, since)
-                if e.resource == PLURAL and e.subresource == "status"]
-
     def lease_writes(self, identity: str, since: int = 0) -> list[Any]:
         return [e for e in self.writes(identity, since) if e.resource == "leases"]
 
-    def last_seq(self) -> int:
-        entries = self.sim.audit.entries()
-        return entries[-1].seq if entries else 0
-
-    def close(self) -> None:
-        self.api.close()
-
 
 @pytest.fixture
-def cluster(sim: KubeSim, tmp_path: Path) -> Iterator[Cluster]:
-    c = Cluster(sim, tmp_path)
+def cluster(sim: KubeSim, tmp_path: Path) -> Iterator[LeaseCluster]:
+    c = LeaseCluster(sim, tmp_path)
     yield c
     c.close()
 
 
 @pytest.fixture
 def watches(tmp_path: Path) -> Path:
-    tasks = tmp_path / "roles" / "sample" / "tasks"
-    tasks.mkdir(parents=True)
-    (tasks / "main.yml").write_text(yaml.safe_dump(ROLE_TASKS, sort_keys=False))
-    (tasks.parent / "files").mkdir()
-    (tasks.parent / "files" / "beat.py").write_text(BEAT)
-    path = tmp_path / "watches.yaml"
-    path.write_text(yaml.safe_dump([{"version": VERSION, "group": GROUP, "kind": KIND,
-                                     "role": str(tmp_path / "roles" / "sample")}]))
-    return path
+    return write_sample_operator(tmp_path)
 
 
 @pytest.fixture
@@ -347,7 +98,7 @@ def replicas(sim: KubeSim, tmp_path: Path, watches: Path) -> Iterator[Any]:
     started: list[Replica] = []
 
     def start(name: str, *extra: str) -> Replica:
-        r = Replica(sim, tmp_path, name, watches, tuple(extra))
+        r = Replica(sim, tmp_path, name, watches, (*LEASE_ARGS, *extra))
         started.append(r)
         return r
 
@@ -356,7 +107,7 @@ def replicas(sim: KubeSim, tmp_path: Path, watches: Path) -> Iterator[Any]:
         r.close()
 
 
-def leads(cluster: Cluster, replica: Replica, timeout: float = 15) -> None:
+def leads(cluster: LeaseCluster, replica: Replica, timeout: float = 15) -> None:
     until(lambda: cluster.holder() == replica.name, timeout, f"{replica.name} to lead")
 
 
@@ -365,21 +116,13 @@ def follows(replica: Replica, leader: Replica, timeout: float = 15) -> None:
           f"{replica.name} to observe {leader.name} as the leader")
 
 
-def reconciled(cluster: Cluster, replica: Replica, name: str, size: str, ended: int) -> None:
-    """`replica` has finished `ended` reconciles and the role recorded `size` for `name`."""
-    until(lambda: replica.reconciles_ended() >= ended and cluster.output(name) == size, 30,
-          f"{replica.name}'s reconcile #{ended} recording size {size} for {name}")
-    assert replica.lines(r"reconcile end Sample .*: succeeded")[-1:], \
-        replica.log_path.read_text()
-
-
-def first_status_write_after(cluster: Cluster, identity: str, since: int,
+def first_status_write_after(cluster: LeaseCluster, identity: str, since: int,
                              timeout: float) -> Any:
     return until(lambda: (cluster.status_writes(identity, since) or [None])[0], timeout,
                  f"a status write (reconcile start) by {identity}")
 
 
-def beats(cluster: Cluster, replica: Replica) -> list[Any]:
+def beats(cluster: LeaseCluster, replica: Replica) -> list[Any]:
     """The writes of s1-beat by the background job of the replica's runs."""
     return [e for e in cluster.writes(replica.identity)
             if e.resource == "configmaps" and e.name == "s1-beat"]
@@ -396,7 +139,7 @@ def run_of(replica: Replica) -> list[psutil.Process]:
 # --------------------------------------------------------------------------- tests
 
 def test_three_replicas_exactly_one_reconciles_once_per_change_and_never_on_status(
-        cluster: Cluster, replicas: Any) -> None:
+        cluster: LeaseCluster, replicas: Any) -> None:
     reps = [replicas(name) for name in ("a", "b", "c")]
     until(lambda: cluster.holder() in {"a", "b", "c"}, 15, "one of the replicas to lead")
     leader = next(r for r in reps if r.name == cluster.holder())
@@ -430,7 +173,7 @@ def test_three_replicas_exactly_one_reconciles_once_per_change_and_never_on_stat
 
 
 def test_sigkill_of_the_leader_another_replica_reconciles_within_lease_duration_plus_2s(
-        cluster: Cluster, replicas: Any) -> None:
+        cluster: LeaseCluster, replicas: Any) -> None:
     cluster.create("s1", size=1)
     a = replicas("a")
     leads(cluster, a)
@@ -455,7 +198,7 @@ def test_sigkill_of_the_leader_another_replica_reconciles_within_lease_duration_
 
 
 def test_sigterm_of_the_leader_releases_and_another_replica_reconciles_within_2s(
-        cluster: Cluster, replicas: Any) -> None:
+        cluster: LeaseCluster, replicas: Any) -> None:
     cluster.create("s1", size=1)
     a = replicas("a")
     leads(cluster, a)
@@ -482,7 +225,7 @@ def test_sigterm_of_the_leader_releases_and_another_replica_reconciles_within_2s
 
 
 def test_frozen_leader_is_fenced_and_its_run_killed_when_resumed(
-        cluster: Cluster, replicas: Any) -> None:
+        cluster: LeaseCluster, replicas: Any) -> None:
     a = replicas("a")
     leads(cluster, a)
     b = replicas("b")
@@ -507,7 +250,7 @@ def test_frozen_leader_is_fenced_and_its_run_killed_when_resumed(
     a.thaw(frozen)
 
     def old_run_gone() -> bool:
-        left = [p for p in old_run.values() if _alive(p)]
+        left = [p for p in old_run.values() if alive(p)]
         left += [p for p in descendants(a.pid) if is_sleep_30(p) or is_playbook(p)]
         left += marked(a.pid)
         return not left
@@ -530,7 +273,7 @@ def test_frozen_leader_is_fenced_and_its_run_killed_when_resumed(
 
 
 def test_lease_loss_during_a_long_run_kills_it_within_1s_and_the_proxy_refuses_writes(
-        cluster: Cluster, replicas: Any) -> None:
+        cluster: LeaseCluster, replicas: Any) -> None:
     a = replicas("a", "--on-lost-leadership", "recampaign")
     leads(cluster, a)
     cluster.create("s1", size=1, sleep=30)
@@ -541,7 +284,7 @@ def test_lease_loss_during_a_long_run_kills_it_within_1s_and_the_proxy_refuses_w
                             "verbs": ["update", "get"], "resources": ["leases"]})
 
     def run_gone() -> float | None:
-        return time.time() if not any(_alive(p) for p in run) else None
+        return time.time() if not any(alive(p) for p in run) else None
     gone_at = until(run_gone, RENEW_DEADLINE + 10, "a's run to be killed", 0.01)
     lost = until(lambda: a.lines("lost leadership"), 5, "a to log the loss")
     assert not marked(a.pid) and not [p for p in descendants(a.pid) if is_sleep_30(p)]
