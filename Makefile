@@ -48,6 +48,7 @@ bench: setup
 	$(BIN)/python bench/lease_failover.py --write docs/benchmarks-lease.md
 	$(BIN)/python bench/lease_module_time.py --write docs/benchmarks-lease.md
 	$(BIN)/python bench/life_failover.py --write docs/benchmarks-life.md
+	$(BIN)/python bench/operator_bench.py --write docs/benchmarks-runtime.md
 
 bench-quick: setup
 	$(BIN)/python bench/lease_failover.py --quick --reps 2

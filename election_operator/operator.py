@@ -30,7 +30,7 @@ from ansible_collections.election.kubernetes.plugins.module_utils import kube
 from election_operator import runner
 from election_operator.fence import FencingProxy
 from election_operator.gate import LeadershipGate
-from election_operator.health import Metrics, ProbeServer
+from election_operator.health import Metrics, ProbeServer, gvk_label
 from election_operator.informer import Informer
 from election_operator.reconciler import Reconciler
 from election_operator.watches import Watch, load_watches, per_kind_int
@@ -365,6 +365,7 @@ class Operator:
             key = queue.get()
             if key is None:
                 return
+            self.metrics.queue_depth.labels(GVK=gvk_label(w)).set(queue.stats()["depth"])
             ns, name = key
             try:
                 if not self.gate.is_valid():

@@ -791,6 +791,10 @@ class LeaseCampaign:
                     rv = (obj.get("metadata") or {}).get("resourceVersion", rv)
                     changed = el.observe(None if etype == "DELETED" else obj)
                     if changed:
+                        # A follower learns of a new holder here, not from an attempt of
+                        # its own (it makes none while the holder renews): report it.
+                        with el._lock:
+                            el._report()
                         self._wake.set()
             except Exception as e:  # 410, connection errors: start over from now
                 el.last_error = el.last_error or f"watch: {e}"

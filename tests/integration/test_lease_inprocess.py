@@ -197,6 +197,26 @@ def test_three_campaigns_started_together_exactly_one_leads(
     assert _read(sim, "trio")["spec"]["holderIdentity"] == first.ident
 
 
+def test_a_watching_follower_reports_a_new_leader_it_only_saw_on_its_watch(
+        sim: KubeSim, make_candidate: Callable[..., Candidate]) -> None:
+    """Three campaigns; the leader crashes (no release). One follower takes over; the other
+    makes no request while the new holder renews, so it learns of the new leader only from
+    its watch — and must still report it (on_new_leader), as the runtime logs it."""
+    cands = [make_candidate(f"seen-{x}", "seen") for x in "abc"]
+    cands[0].campaign_start(release_on_cancel=False)
+    _until(lambda: cands[0].leading, 3, "seen-a to lead")
+    for c in cands[1:]:
+        c.campaign_start()
+    _until(lambda: all(c.new_leaders[-1:] == ["seen-a"] for c in cands[1:]), 3,
+           "followers to report seen-a")
+    cands[0].campaign.stop(timeout=5)  # type: ignore[union-attr]
+    new = _until(lambda: [c for c in cands[1:] if c.leading], LEASE + 3, "a new leader")[0]
+    other = next(c for c in cands[1:] if c is not new)
+    _until(lambda: other.new_leaders[-1:] == [new.ident], 2 * RETRY + 1,
+           f"{other.ident} to report the new leader {new.ident}")
+    assert other.new_leaders.count(new.ident) == 1, other.new_leaders
+
+
 # ---------------------------------------------------------------- optimistic concurrency
 
 def test_two_writers_at_the_same_resource_version_exactly_one_wins(
