@@ -189,6 +189,7 @@ class Handler(BaseHTTPRequestHandler):
         code = 0
         route: Route | None = None
         rv = ""
+        refused = False
         try:
             body = self._read_body() if method in ("POST", "PUT", "PATCH", "DELETE") else b""
             if path.startswith(HOOK_PREFIX):
@@ -203,10 +204,7 @@ class Handler(BaseHTTPRequestHandler):
             code, rv = self._resource(route, query, body)
         except _Refuse:
             self.close_connection = True
-            try:
-                self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            refused = True  # dropped below, once the request is in the audit log
             code = -1
         except ApiError as e:
             code = e.code
@@ -229,6 +227,11 @@ class Handler(BaseHTTPRequestHandler):
                     namespace=route.ns or "", name=route.name, subresource=route.sub,
                     code=code, resource_version=rv, dry_run=query.get("dryRun") == "All",
                     path=path)
+            if refused:  # the client learns of the refusal only after it was recorded
+                try:
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
 
     def _inject_faults(self, identity: str, verb: str, resource: str) -> None:
         for f in self.sim.faults.pick(identity, verb, resource):
