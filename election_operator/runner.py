@@ -43,7 +43,8 @@ __all__ = ["RunSpec", "RunResult", "Execution", "RunnerStartError", "start", "be
 
 KILL_WAIT = 1.0  # seconds kill() waits for the killed processes to disappear
 DEFAULT_FAILURE = "unknown playbook failure"
-REQUEUE_ACTIONS = ("operator_sdk.util.requeue_after", "requeue_after")
+REQUEUE_ACTIONS = ("operator_sdk.util.requeue_after", "requeue_after",
+                   "election.kubernetes.requeue_after")
 _EVENT_FILE = re.compile(r"^(\d+)-[0-9a-fA-F-]+\.json$")
 
 
@@ -265,11 +266,12 @@ def stats_of(stats_event: dict[str, Any]) -> dict[str, Any]:
 
 def requeue_period(event: dict[str, Any]) -> str | None:
     """The `res.period` of a requeue_after task event (spec §2.8), else None. A failed plain
-    `requeue_after` does not count; a failed `operator_sdk.util.requeue_after` does (as in
-    ansible-operator, by Go's operator precedence)."""
+    `requeue_after` or `election.kubernetes.requeue_after` does not count; a failed
+    `operator_sdk.util.requeue_after` does (as in ansible-operator, by Go's operator
+    precedence)."""
     data = event.get("event_data", {})
     action = data.get("task_action")
-    if action == REQUEUE_ACTIONS[0] or (action == REQUEUE_ACTIONS[1]
+    if action == REQUEUE_ACTIONS[0] or (action in REQUEUE_ACTIONS[1:]
                                         and event.get("event") != "runner_on_failed"):
         res = data.get("res")
         if isinstance(res, dict) and isinstance(res.get("period"), str):
