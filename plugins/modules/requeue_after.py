@@ -12,16 +12,17 @@ version_added: 0.1.0
 author: election.kubernetes developers
 description:
   - Inside a reconcile run by C(election-operator), the custom resource being reconciled is
-    reconciled again O(period) after this run ends, instead of after the reconcile period.
+    reconciled again O(time) after this run ends, instead of after the reconcile period.
     This is the interface of C(operator_sdk.util.requeue_after).
   - The first successful C(requeue_after) task of a run counts; a failed one is ignored.
-  - Outside an operator it only checks O(period) and returns it; it never changes anything.
+  - Outside an operator it only checks O(time) and returns it; it never changes anything.
 options:
-  period:
+  time:
     description:
       - How long to wait, as a Go duration such as C(30s), C(1m30s) or C(500ms).
     type: str
     required: true
+    aliases: [period]
 notes:
   - Supports check mode; the period counts in check mode too.
 """
@@ -29,12 +30,12 @@ notes:
 EXAMPLES = r"""
 - name: Come back in 5 seconds
   election.kubernetes.requeue_after:
-    period: 5s
+    time: 5s
 """
 
 RETURN = r"""
 period:
-  description: The period, as given.
+  description: The period, as given (the runtime reads this).
   returned: success
   type: str
   sample: 5s
@@ -53,15 +54,16 @@ from ansible_collections.election.kubernetes.plugins.module_utils.duration impor
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec={"period": {"type": "str", "required": True}},
-                           supports_check_mode=True)
-    period = module.params["period"]
+    module = AnsibleModule(
+        argument_spec={"time": {"type": "str", "required": True, "aliases": ["period"]}},
+        supports_check_mode=True)
+    period = module.params["time"]
     try:
         seconds = parse_duration(period)
     except ValueError as e:
-        module.fail_json(msg=f"period: {e}")
+        module.fail_json(msg=f"time: {e}")
     if seconds < 0:
-        module.fail_json(msg=f"period: {period!r} is negative; expected 0 or more")
+        module.fail_json(msg=f"time: {period!r} is negative; expected 0 or more")
     module.exit_json(changed=False, period=period, seconds=seconds)
 
 

@@ -208,6 +208,27 @@ def test_requeue_after_from_operator_sdk_util(tmp_path: Path) -> None:
     assert result.requeue_after == 0.25, Path(result.stdout).read_text()
 
 
+def test_requeue_after_from_this_collection(tmp_path: Path) -> None:
+    pb = playbook(tmp_path, """\
+        - election.kubernetes.requeue_after:
+            time: 1m
+        """)
+    result = run(spec(tmp_path, playbook=pb))
+    assert result.requeue_after == 60.0, Path(result.stdout).read_text()
+    assert result.status == "successful"
+
+
+def test_requeue_after_of_this_collection_refuses_a_bad_time(tmp_path: Path) -> None:
+    pb = playbook(tmp_path, """\
+        - election.kubernetes.requeue_after:
+            time: soon
+        """)
+    result = run(spec(tmp_path, playbook=pb))
+    assert result.requeue_after is None
+    assert result.status == "failed"
+    assert "time: invalid duration 'soon'" in Path(result.stdout).read_text()
+
+
 def test_syntax_error_is_an_error_without_stats(tmp_path: Path) -> None:
     pb = write(tmp_path / "broken.yml", "- hosts: all\n  tasks:\n    - debug: [\n")
     result = run(spec(tmp_path, playbook=pb))

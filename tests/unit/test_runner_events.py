@@ -59,6 +59,10 @@ def test_requeue_after_rules() -> None:
     assert summarize([requeue("requeue_after", "5s", "runner_on_failed")])[2] is None
     assert summarize([requeue("operator_sdk.util.requeue_after", "5s",
                               "runner_on_failed")])[2] == 5.0
+    # This collection's module counts when it succeeds, like the plain one.
+    assert summarize([requeue("election.kubernetes.requeue_after", "2s")])[2] == 2.0
+    assert summarize([requeue("election.kubernetes.requeue_after", "2s",
+                              "runner_on_failed")])[2] is None
     # The first one wins; other actions and events without a period do not count.
     events = [requeue("debug", "9s"),
               {"event": "runner_on_ok", "event_data": {"task_action": "requeue_after"}},
