@@ -32,7 +32,9 @@ conformance: setup
 integration: setup
 	$(BIN)/python -m pytest tests/integration
 
-# Until the runtime exists, the demo starts kubesim and shows how to reach it.
+# Three election-operator replicas reconcile a Memcached on kubesim (or $KUBECONFIG); the
+# leader is SIGKILLed, another takes over, the Memcached is scaled; about 40 s, then a summary
+# and a PNG timeline in .venv/demo/ (docs/demo.md). Stops everything it started.
 demo: setup
 	$(BIN)/python scripts/demo.py
 

@@ -33,26 +33,21 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import psutil
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,6 +57,8 @@ from _report import command_line, machine, percentile, summary, write_section  #
 from kubernetes import client, config  # noqa: E402
 from kubernetes.client.rest import ApiException  # noqa: E402
 
+from election_operator import local  # noqa: E402
+from election_operator.local import clean_env, log_time, until  # noqa: E402
 from kubesim import KubeSim  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -70,7 +67,6 @@ RUNNER = BIN / "ansible-runner"
 NS = "default"
 GROUP, VERSION, KIND, PLURAL = "bench.example.com", "v1alpha1", "Widget", "widgets"
 LEASE = "widget-operator"
-MARKER_ENV = "ELECTION_OPERATOR_RUN"
 VERBOSITY = 2  # the runtime's (and ansible-operator's) default --ansible-verbosity
 ROTATE = 20  # the default maxRunnerArtifacts: the runtime passes --rotate-artifacts 20
 MIB = 1024 * 1024
@@ -79,13 +75,6 @@ TITLE = "election-operator: benchmarks"
 DEBUG_TASK = [{"name": "say which resource this is", "ansible.builtin.debug": {
     "msg": "reconciling {{ ansible_operator_meta.name }} (size {{ size | default(0) }})"}}]
 PLAYBOOK = [{"hosts": "localhost", "gather_facts": False, "tasks": DEBUG_TASK}]
-
-_LOG = r"^(?P<t>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO election_operator: "
-START = re.compile(_LOG + rf"reconcile start {KIND} (?P<ns>[^/\s]+)/(?P<name>\S+)$")
-END = re.compile(_LOG + rf"reconcile end {KIND} (?P<ns>[^/\s]+)/(?P<name>\S+): "
-                 r"(?P<result>\w+) in (?P<secs>\d+\.\d\d) s")
-
-T = TypeVar("T")
 
 
 @dataclass
@@ -101,60 +90,8 @@ class Durations:
 
 # --------------------------------------------------------------------------- helpers
 
-def until(probe: Callable[[], T | None], timeout: float, what: str,
-          interval: float = 0.02) -> T:
-    """Poll `probe` until it returns something truthy and return that."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(interval)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def log_time(text: str) -> float:
-    """The wall-clock time of the operator's log timestamp (logging's asctime, local)."""
-    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S,%f").timestamp()
-
-
 def micro_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _alive(p: psutil.Process) -> bool:
-    try:
-        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
-def marked(pid: int) -> list[psutil.Process]:
-    """Processes of the runs of the runtime `pid` (they carry its run marker), also orphans."""
-    found = []
-    for p in psutil.process_iter():
-        try:
-            if p.environ().get(MARKER_ENV, "").startswith(f"{pid}:") and _alive(p):
-                found.append(p)
-        except psutil.Error:
-            continue
-    return found
-
-
-def clean_env(extra: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("ANSIBLE_", "MAX_CONCURRENT", "K8S_AUTH_"))
-           and k not in ("KUBECONFIG", MARKER_ENV, "WATCH_NAMESPACE", "POD_NAME")}
-    env["ANSIBLE_GATHERING"] = "explicit"  # ansible-operator's way to skip the facts
-    env.update(extra)
-    return env
 
 
 def ms(x: float) -> str:
@@ -304,122 +241,19 @@ def world(tmp: Path, part: str) -> Iterator[Cluster]:
 
 # --------------------------------------------------------------------------- the operator
 
-class Replica:
-    """One `election-operator run --leader-elect` process with its own token, log, runner
-    dir and probe port."""
+class Replica(local.Replica):
+    """One `election-operator run --leader-elect` process (election_operator.local) on the
+    part's kubesim, with its own token, log, runner dir and probe port."""
 
     def __init__(self, cluster: Cluster, name: str, watches: Path, d: Durations,
                  extra: tuple[str, ...] = ()) -> None:
-        self.name = name
-        self.identity = f"token:token-{name}"
-        self.dir = cluster.tmp / name
-        self.dir.mkdir()
-        kubeconfig = cluster.sim.write_kubeconfig(self.dir / "kubeconfig",
-                                                  token=f"token-{name}")
-        self.log_path = self.dir / "operator.log"
-        self.runner_dir = self.dir / "runner"
-        self.port = free_port()
-        env = clean_env({"KUBECONFIG": str(kubeconfig), "POD_NAME": name})
-        argv = [str(OPERATOR), "run", "--watches-file", str(watches), "--leader-elect",
-                "--leader-election-id", LEASE, "--leader-election-namespace", NS,
-                "--leader-elect-lease-duration", f"{d.lease:g}s",
-                "--leader-elect-renew-deadline", f"{d.renew:g}s",
-                "--leader-elect-retry-period", f"{d.retry:g}s",
-                "--health-probe-bind-address", f"127.0.0.1:{self.port}",
-                "--metrics-bind-address", "0", "--runner-dir", str(self.runner_dir), *extra]
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in close()
-        self.started = time.monotonic()
-        self.proc = subprocess.Popen(argv, env=env, cwd=self.dir, stdin=subprocess.DEVNULL,
-                                     stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-        self.pid = self.proc.pid
-
-    # -- the log
-    def text(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def lines(self, pattern: str) -> list[str]:
-        return [line for line in self.text().splitlines() if re.search(pattern, line)]
-
-    def starts(self) -> list[re.Match[str]]:
-        return [m for line in self.text().splitlines() if (m := START.match(line))]
-
-    def ends(self) -> list[re.Match[str]]:
-        return [m for line in self.text().splitlines() if (m := END.match(line))]
-
-    def idle(self) -> bool:
-        return len(self.starts()) == len(self.ends())
-
-    # -- probes
-    def get(self, path: str) -> tuple[int, str]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}",
-                                        timeout=5) as r:
-                return r.status, r.read().decode()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read().decode()
-        except OSError:
-            return 0, ""
-
-    def ready(self) -> bool:
-        return self.get("/readyz")[0] == 200
-
-    def metric(self, name: str) -> float:
-        """The sum of the samples of one metric on /metrics (0 if absent)."""
-        total = 0.0
-        for line in self.get("/metrics")[1].splitlines():
-            if line.startswith(name + "{") or line.startswith(name + " "):
-                total += float(line.rsplit(" ", 1)[1])
-        return total
-
-    def rss(self) -> int:
-        return psutil.Process(self.pid).memory_info().rss
-
-    def tree_rss(self) -> int:
-        """RSS of the replica and every process below it (its runs)."""
-        total = 0
-        try:
-            procs = [psutil.Process(self.pid),
-                     *psutil.Process(self.pid).children(recursive=True)]
-        except psutil.Error:
-            return 0
-        for p in procs:
-            try:
-                total += p.memory_info().rss
-            except psutil.Error:
-                pass
-        return total
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def check_alive(self) -> None:
-        if not self.alive():
-            raise RuntimeError(f"replica {self.name} exited with {self.proc.returncode}; its "
-                               f"log:\n{self.text()[-3000:]}")
-
-    def close(self) -> None:
-        """Kill the replica and whatever of its runs is left, by PID, and reap it."""
-        if self._log.closed:
-            return
-        victims: dict[int, psutil.Process] = {}
-        try:
-            me = psutil.Process(self.pid)
-            victims = {p.pid: p for p in [me, *me.children(recursive=True)]}
-        except psutil.Error:
-            pass
-        victims.update({p.pid: p for p in marked(self.pid)})
-        for p in victims.values():
-            try:
-                p.kill()
-            except psutil.Error:
-                pass
-        psutil.wait_procs(list(victims.values()), timeout=5)
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            pass
-        self._log.close()
+        super().__init__(
+            name, cluster.tmp, watches,
+            ("--leader-elect", "--leader-election-id", LEASE, "--leader-election-namespace", NS,
+             "--leader-elect-lease-duration", f"{d.lease:g}s",
+             "--leader-elect-renew-deadline", f"{d.renew:g}s",
+             "--leader-elect-retry-period", f"{d.retry:g}s", *extra),
+            sim=cluster.sim, probes=True, executable=OPERATOR)
 
 
 @contextmanager

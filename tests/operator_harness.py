@@ -1,34 +1,31 @@
 """election-operator replicas as real processes, and the sample operator they run.
 
 Shared by the process tests (tests/integration/test_operator_replicas.py for the lease,
-test_operator_life.py for leader for life). Each replica is `election-operator run` with its
-own kubeconfig and bearer token, so kubesim's audit log names it `token:<its token>` for
-everything it sends: its election requests directly, and its own and its runs' writes through
-its fencing proxy (which forwards with the replica's credentials).
+test_operator_life.py for leader for life). Each replica is `election-operator run` started
+by election_operator.local with its own kubeconfig and bearer token, so kubesim's audit log
+names it `token:token-<name>` for everything it sends: its election requests directly, and its
+own and its runs' writes through its fencing proxy (which forwards with the replica's
+credentials).
 
 The watched kind `Sample` is reconciled by a role that may start a background writer
 (`spec.beat`), may sleep (`spec.sleep` seconds, a `sleep` command) and then writes a
 ConfigMap `<name>-out` with `spec.size`; the ConfigMaps are not owned by the custom
 resource, so a reconcile causes no dependent event. Every process started is killed by PID
-(the replica, its descendants and every process carrying its run marker).
+(the replica, its descendants and every process carrying its run marker: `Replica.kill()`).
 """
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import psutil
 import yaml
 from helpers import until
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from kubernetes.dynamic import DynamicClient
 
+from election_operator import local
 from kubesim import KubeSim
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,8 +33,6 @@ OPERATOR = ROOT / ".venv" / "bin" / "election-operator"
 NS = "default"
 GROUP, VERSION, KIND, PLURAL = "test.example.com", "v1alpha1", "Sample", "samples"
 API_VERSION = f"{GROUP}/{VERSION}"
-MARKER_ENV = "ELECTION_OPERATOR_RUN"
-_LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
 
 # With `spec.beat: true`, a background job (async, poll 0: it daemonizes) writes the
 # ConfigMap `<name>-beat` through the run's kubeconfig every 0.1 s, whatever answer it gets.
@@ -111,151 +106,23 @@ def write_sample_operator(directory: Path) -> Path:
     return path
 
 
-# --------------------------------------------------------------------------- processes
+# --------------------------------------------------------------------------- replicas
 
-def alive(p: psutil.Process) -> bool:
-    try:
-        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
-def descendants(pid: int) -> list[psutil.Process]:
-    try:
-        return [p for p in psutil.Process(pid).children(recursive=True) if alive(p)]
-    except psutil.Error:
-        return []
-
-
-def marked(replica_pid: int) -> list[psutil.Process]:
-    """Processes of the runs of the replica `replica_pid` (they carry its run marker), also
-    after they were orphaned."""
-    found = []
-    for p in psutil.process_iter():
-        try:
-            if p.environ().get(MARKER_ENV, "").startswith(f"{replica_pid}:") and alive(p):
-                found.append(p)
-        except psutil.Error:
-            continue
-    return found
-
-
-def cmdline(p: psutil.Process) -> list[str]:
-    try:
-        return p.cmdline()
-    except psutil.Error:
-        return []
-
-
-def log_time(line: str) -> float:
-    """The wall-clock time of a log line of the operator (logging's asctime, local time)."""
-    m = _LOG_TIME.match(line)
-    assert m, f"not a log line: {line!r}"
-    return datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
-
-
-class Replica:
-    """One `election-operator run` process with its own token, log and runner dir.
-
-    `args` are added to the command line (the election flags); `env` overrides the
-    environment, a value of None removing the variable (POD_NAME is the replica's name
-    unless overridden)."""
+class Replica(local.Replica):
+    """A replica (election_operator.local) on the test's kubesim, in `tmp_path/<name>`,
+    watching the Sample kind; `args` are the election flags, `env` overrides the
+    environment (None removes a variable)."""
 
     def __init__(self, sim: KubeSim, tmp_path: Path, name: str, watches: Path,
                  args: tuple[str, ...] = (), env: dict[str, str | None] | None = None
                  ) -> None:
-        self.name = name
-        self.token = f"token-{name}"
-        self.identity = f"token:{self.token}"
-        self.dir = tmp_path / name
-        self.dir.mkdir()
-        kubeconfig = sim.write_kubeconfig(self.dir / "kubeconfig", token=self.token)
-        self.log_path = self.dir / "operator.log"
-        self.runner_dir = self.dir / "runner"
-        environ: dict[str, str] = dict(os.environ, KUBECONFIG=str(kubeconfig), POD_NAME=name,
-                                       ANSIBLE_GATHERING="explicit")
-        environ.pop(MARKER_ENV, None)
-        for key, value in (env or {}).items():
-            if value is None:
-                environ.pop(key, None)
-            else:
-                environ[key] = value
-        argv = [str(OPERATOR), "run", "--watches-file", str(watches),
-                "--health-probe-bind-address", "127.0.0.1:0", "--metrics-bind-address", "0",
-                "--runner-dir", str(self.runner_dir), *args]
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in close()
-        self.proc = subprocess.Popen(argv, env=environ, cwd=self.dir, stdin=subprocess.DEVNULL,
-                                     stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-        self.pid = self.proc.pid
-        self.seen: set[psutil.Process] = set()  # run processes noticed while it ran
-
-    def text(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def lines(self, pattern: str) -> list[str]:
-        return [line for line in self.text().splitlines() if re.search(pattern, line)]
+        super().__init__(name, tmp_path, watches, args, sim=sim, env=env, executable=OPERATOR)
 
     def reconciles(self) -> int:
-        return len(self.lines(r"reconcile start Sample "))
+        return len(self.starts(KIND))
 
     def reconciles_ended(self) -> int:
-        return len(self.lines(r"reconcile end Sample "))
-
-    def run_processes(self) -> list[psutil.Process]:
-        procs = descendants(self.pid)
-        self.seen.update(procs)
-        return procs
-
-    def tree(self) -> list[psutil.Process]:
-        try:
-            return [psutil.Process(self.pid), *descendants(self.pid)]
-        except psutil.Error:
-            return descendants(self.pid)
-
-    def freeze(self) -> list[psutil.Process]:
-        """SIGSTOP the replica and every descendant (the replica first, so it starts no
-        more; then its descendants until no new one appears)."""
-        frozen: dict[int, psutil.Process] = {}
-        stable = 0
-        while stable < 2:
-            new = [p for p in self.tree() if p.pid not in frozen]
-            stable = stable + 1 if not new else 0
-            for p in new:
-                try:
-                    p.suspend()
-                    frozen[p.pid] = p
-                except psutil.Error:
-                    pass
-        self.seen.update(p for p in frozen.values() if p.pid != self.pid)
-        return list(frozen.values())
-
-    def thaw(self, frozen: list[psutil.Process]) -> None:
-        """SIGCONT them: descendants first (they get a head start on the replica)."""
-        for p in sorted(frozen, key=lambda p: p.pid == self.pid):
-            try:
-                p.resume()
-            except psutil.Error:
-                pass
-
-    def kill(self) -> None:
-        """SIGKILL the replica and whatever of its runs is left, by PID, and reap it."""
-        victims = {p.pid: p for p in [*self.tree(), *marked(self.pid), *self.seen]}
-        for p in victims.values():
-            try:
-                if p.is_running():
-                    p.kill()
-            except psutil.Error:
-                pass
-        psutil.wait_procs(list(victims.values()), timeout=5)
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            pass
-
-    def close(self) -> None:
-        self.kill()
-        self._log.close()
+        return len(self.ends(KIND))
 
 
 # --------------------------------------------------------------------------- cluster

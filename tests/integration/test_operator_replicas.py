@@ -28,19 +28,9 @@ import pytest
 from helpers import until
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
-from operator_harness import (
-    NS,
-    Cluster,
-    Replica,
-    alive,
-    cmdline,
-    descendants,
-    log_time,
-    marked,
-    reconciled,
-    write_sample_operator,
-)
+from operator_harness import NS, Cluster, Replica, reconciled, write_sample_operator
 
+from election_operator.local import alive, cmdline, descendants, log_time, marked
 from kubesim import KubeSim
 
 LEASE = "sample-operator"
