@@ -4,6 +4,9 @@
     python -m kubesim fault add --url URL --identity token:b --action error --code 500
     python -m kubesim fault clear --url URL
     python -m kubesim audit --url URL [--writes]
+    python -m kubesim token add --url URL --token T --user alice [--group devs]
+    python -m kubesim token serviceaccount --url URL --namespace NS --name NAME
+    python -m kubesim token revoke --url URL --token T
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+import ssl
 import sys
 import threading
 import urllib.error
@@ -22,7 +26,7 @@ from . import KubeSim
 
 def _serve(args: argparse.Namespace) -> int:
     sim = KubeSim(host=args.host, port=args.port, controllers=args.controllers,
-                  nodes=args.nodes, strict_microtime=not args.relaxed_microtime)
+                  nodes=args.nodes, strict_microtime=not args.relaxed_microtime, tls=args.tls)
     sim.start()
     if args.kubeconfig:
         sim.write_kubeconfig(args.kubeconfig, token=args.token)
@@ -42,8 +46,10 @@ def _call(url: str, method: str, path: str, body: Any = None) -> Any:
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url.rstrip("/") + "/kubesim/v1/" + path, data=data,
                                  method=method, headers={"Content-Type": "application/json"})
+    # An emulator started with --tls has a self-signed certificate; the hooks are test-only.
+    context = ssl._create_unverified_context() if url.startswith("https:") else None
     try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
+        with urllib.request.urlopen(req, timeout=10, context=context) as resp:
             return json.loads(resp.read())
     except urllib.error.HTTPError as e:
         raise SystemExit(f"kubesim answered {e.code}: {e.read().decode()}") from None
@@ -71,9 +77,29 @@ def _audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _token(args: argparse.Namespace) -> int:
+    if args.op == "add":
+        if not args.token or not args.user:
+            raise SystemExit("token add needs --token and --user")
+        out = _call(args.url, "POST", "tokens", {"token": args.token, "user": args.user,
+                                                 "groups": args.group or []})
+    elif args.op == "serviceaccount":
+        if not args.namespace or not args.name:
+            raise SystemExit("token serviceaccount needs --namespace and --name")
+        out = _call(args.url, "POST", f"serviceaccounts/{args.namespace}/{args.name}/token")
+    elif args.op == "revoke":
+        if not args.token:
+            raise SystemExit("token revoke needs --token")
+        out = _call(args.url, "DELETE", f"tokens/{args.token}")
+    else:
+        out = _call(args.url, "GET", "tokens")
+    print(json.dumps(out))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in ("fault", "audit"):
+    if argv and argv[0] in ("fault", "audit", "token"):
         p = argparse.ArgumentParser(prog="python -m kubesim")
         sub = p.add_subparsers(dest="cmd", required=True)
         f = sub.add_parser("fault", help="add, list, remove or clear injected faults")
@@ -94,7 +120,17 @@ def main(argv: list[str] | None = None) -> int:
         a.add_argument("--url", required=True)
         a.add_argument("--since", type=int, default=0)
         a.add_argument("--writes", action="store_true", help="only writes")
+        t = sub.add_parser("token", help="register bearer tokens that RBAC applies to")
+        t.add_argument("op", choices=["add", "serviceaccount", "revoke", "list"])
+        t.add_argument("--url", required=True)
+        t.add_argument("--token", help="the bearer token (add, revoke)")
+        t.add_argument("--user", help="the user name it authenticates as (add)")
+        t.add_argument("--group", action="append", help="a group of the user (repeatable)")
+        t.add_argument("--namespace", help="the ServiceAccount's namespace (serviceaccount)")
+        t.add_argument("--name", help="the ServiceAccount's name (serviceaccount)")
         args = p.parse_args(argv)
+        if args.cmd == "token":
+            return _token(args)
         return _fault(args) if args.cmd == "fault" else _audit(args)
     p = argparse.ArgumentParser(prog="python -m kubesim",
                                 description="Run the Kubernetes API emulator on loopback HTTP.")
@@ -105,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--controllers", action="store_true",
                    help="run Deployment/ReplicaSet/Pod controllers and Nodes")
     p.add_argument("--nodes", type=int, default=1, help="Nodes to create with --controllers")
+    p.add_argument("--tls", action="store_true",
+                   help="serve HTTPS with a self-signed certificate (kubectl sends a bearer "
+                        "token only over TLS); the kubeconfig carries its CA")
     p.add_argument("--relaxed-microtime", action="store_true",
                    help="accept any RFC 3339 time where MicroTime is expected")
     return _serve(p.parse_args(argv))

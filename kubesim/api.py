@@ -9,12 +9,13 @@ from __future__ import annotations
 import copy
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
-from . import errors, patch, schema
+from . import errors, patch, rbac, schema
 from .errors import ApiError
 from .meta import (
     Decoder,
@@ -55,6 +56,9 @@ class Ctx:
     query: dict[str, str] = field(default_factory=dict)
     user_agent: str = ""
     warnings: list[str] = field(default_factory=list)
+    # Validating admission of the request's user (rbac.Auth.admission), called with
+    # (operation, type, namespace, new object, old object or None) once the object is final.
+    admit: Callable[..., None] | None = None
 
     @property
     def dry_run(self) -> bool:
@@ -359,9 +363,12 @@ class Api:
         if rt.has_status:
             obj.pop("status", None)
         self._defaults_on_create(rt, obj)
+        rbac.default_and_validate(rt, obj, None)
         validate_type(rt, obj, None)
         if rt.kind == "CustomResourceDefinition":
             self._validate_crd(obj)
+        if ctx.admit is not None:
+            ctx.admit("create", rt, ns, obj, None)
         existing = self.store.get(key_of(rt), ns or "", name)
         if existing is not None:
             raise errors.already_exists(rt.qualified, name, rt.group,
@@ -521,11 +528,14 @@ class Api:
                     f"found new finalizers {_go_string_slice(sorted(added))}")], rt.group)
         if rt.has_generation and _content(new, rt.has_status) != _content(old, rt.has_status):
             md["generation"] = int(omd.get("generation") or 1) + 1
+        rbac.default_and_validate(rt, new, old)
         validate_type(rt, new, old)
         if rt.kind == "CustomResourceDefinition":
             self._validate_crd(new)
             if sub != "status":
                 self._crd_status(new)
+        if ctx.admit is not None:
+            ctx.admit("update", rt, omd.get("namespace"), new, old)
         if managed is None:
             managed = patch.managed_fields_for_update(
                 base_managed, manager, _strip_meta(old, "managedFields", "resourceVersion"),

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import socket
+import ssl
 import threading
 import time
 import traceback
@@ -14,7 +16,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
 
-from . import discovery, errors, openapi, table
+from . import discovery, errors, openapi, rbac, table
 from .api import Ctx, key_of
 from .errors import ApiError
 from .faults import ERROR_REASONS, Fault
@@ -112,6 +114,13 @@ class Handler(BaseHTTPRequestHandler):
     wbufsize = 64 * 1024
     sim: KubeSim  # set by the server factory
 
+    def setup(self) -> None:
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.settimeout(30)
+            self.request.do_handshake()
+            self.request.settimeout(None)
+        super().setup()
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         log.debug("%s - %s", self.address_string(), format % args)
 
@@ -190,18 +199,33 @@ class Handler(BaseHTTPRequestHandler):
         route: Route | None = None
         rv = ""
         refused = False
+        denied: rbac.Attributes | None = None
         try:
             body = self._read_body() if method in ("POST", "PUT", "PATCH", "DELETE") else b""
             if path.startswith(HOOK_PREFIX):
                 self._hook(method, path[len(HOOK_PREFIX):], query, body)
                 return
-            route = self._route(method, path, query)
-            verb = route.verb if route else "get"
-            self._inject_faults(identity, verb, route.rt.plural if route else "")
+            route_error: ApiError | None = None
+            try:
+                route = self._route(method, path, query)
+            except ApiError as e:
+                route_error = e  # answered after authorization, as the apiserver's mux is
+            if route_error is None:
+                verb = route.verb if route else "get"
+                self._inject_faults(identity, verb, route.rt.plural if route else "")
+            try:
+                user, _ = self.sim.auth.check(
+                    self.sim.auth.authenticate(self.headers.get("Authorization", "")),
+                    method, path, query, self.headers)
+            except ApiError as e:
+                denied = getattr(e, "attributes", None)
+                raise
+            if route_error is not None:
+                raise route_error
             if route is None:
                 code = self._non_resource(method, path)
                 return
-            code, rv = self._resource(route, query, body)
+            code, rv = self._resource(route, query, body, user)
         except _Refuse:
             self.close_connection = True
             refused = True  # dropped below, once the request is in the audit log
@@ -227,6 +251,13 @@ class Handler(BaseHTTPRequestHandler):
                     namespace=route.ns or "", name=route.name, subresource=route.sub,
                     code=code, resource_version=rv, dry_run=query.get("dryRun") == "All",
                     path=path)
+            elif denied is not None and denied.resource_request:
+                self.sim.audit.record(  # a denied request for a resource that is not served
+                    identity=identity, user_agent=self.headers.get("User-Agent", ""),
+                    verb=denied.verb, group=denied.api_group, resource=denied.resource,
+                    namespace=denied.namespace, name=denied.name,
+                    subresource=denied.subresource, code=code, resource_version="",
+                    dry_run=query.get("dryRun") == "All", path=path)
             if refused:  # the client learns of the refusal only after it was recorded
                 try:
                     self.connection.shutdown(socket.SHUT_RDWR)
@@ -279,14 +310,18 @@ class Handler(BaseHTTPRequestHandler):
             raise errors.not_found_path()
         name = rest[1] if len(rest) > 1 else ""
         sub = rest[2] if len(rest) > 2 else ""
-        if sub and not ((sub == "status" and rt.has_status) or (sub == "scale" and rt.has_scale)):
+        token_request = sub == "token" and group == "" and rt.plural == "serviceaccounts"
+        if sub and not ((sub == "status" and rt.has_status) or (sub == "scale" and rt.has_scale)
+                        or token_request):
             raise errors.not_found_path()
+        if token_request and method != "POST":
+            raise errors.method_not_allowed()
         if method in ("GET", "HEAD"):
             verb = "get" if name else ("watch" if query.get("watch") in ("true", "1")
                                        else "list")
         elif method == "POST":
             verb = "create"
-            if name or (rt.namespaced and ns is None):
+            if (name and not token_request) or (rt.namespaced and ns is None):
                 raise errors.method_not_allowed()
         elif method == "PUT":
             verb = "update"
@@ -386,11 +421,21 @@ class Handler(BaseHTTPRequestHandler):
                        'the body of the request was in an unknown format - accepted media '
                        'types include: application/json, application/yaml', {})
 
-    def _resource(self, route: Route, query: dict[str, str], body: bytes) -> tuple[int, str]:
+    def _resource(self, route: Route, query: dict[str, str], body: bytes,
+                  user: rbac.User) -> tuple[int, str]:
         api = self.sim.api
-        ctx = Ctx(query=query, user_agent=self.headers.get("User-Agent", ""))
+        ctx = Ctx(query=query, user_agent=self.headers.get("User-Agent", ""),
+                  admit=self.sim.auth.admission(user, route.verb, route.sub))
         rt, ns, name, sub = route.rt, route.ns, route.name, route.sub
         verb = route.verb
+        if verb == "create" and self.sim.auth.handles(rt, sub):
+            ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+            kind = "TokenRequest" if sub == "token" else rt.kind
+            obj = rbac.decode_protobuf(body, kind) if ctype == rbac.PROTOBUF \
+                else self._decode(body, rt)
+            code, out = self.sim.auth.serve(user, rt, ns, name, sub, obj)
+            self._send(code, out)
+            return code, ""
         if verb == "watch":
             return self._watch(route, ctx), ""
         if verb == "get":
@@ -580,6 +625,39 @@ class Handler(BaseHTTPRequestHandler):
             writes = query.get("writes") in ("true", "1")
             self._send(200, {"entries": sim.audit.as_dicts(
                 since=since, writes_only=writes, identity=query.get("identity"))})
+        elif parts == ["tokens"] and method == "GET":
+            self._send(200, {"tokens": sim.auth.tokens()})
+        elif parts == ["tokens"] and method == "POST":
+            if not isinstance(payload, dict):
+                raise errors.bad_request('body must be {"token": T, "user": U, "groups": [G]}')
+            unknown = sorted(set(payload) - {"token", "user", "groups", "expiresIn"})
+            if unknown:
+                raise errors.bad_request(f"unknown token field(s): {', '.join(unknown)}; "
+                                         f"accepted: token, user, groups, expiresIn")
+            try:
+                u = sim.auth.add_token(payload.get("token"), payload.get("user"),
+                                       payload.get("groups") or [], payload.get("expiresIn"))
+            except ValueError as e:
+                raise errors.bad_request(f"invalid token: {e}") from None
+            self._send(201, {"token": payload["token"], "user": u.name, "groups": list(u.groups)})
+        elif len(parts) == 2 and parts[0] == "tokens" and method == "DELETE":
+            if not sim.auth.revoke(parts[1]):
+                raise errors.not_found("tokens", parts[1])
+            self._send(200, {"revoked": parts[1]})
+        elif len(parts) == 4 and parts[0] == "serviceaccounts" and parts[3] == "token" \
+                and method == "POST":
+            if payload is not None and (not isinstance(payload, dict) or
+                                        set(payload) - {"token"}):
+                raise errors.bad_request('body must be empty or {"token": T}')
+            try:
+                token = sim.auth.serviceaccount_token(parts[1], parts[2],
+                                                      (payload or {}).get("token"))
+            except ValueError as e:
+                raise errors.bad_request(str(e)) from None
+            self._send(201, {"token": token,
+                             "user": rbac.serviceaccount_username(parts[1], parts[2]),
+                             "groups": [*rbac.serviceaccount_groups(parts[1]),
+                                        rbac.AUTHENTICATED]})
         elif parts == ["compact"] and method == "POST":
             self._send(200, {"floor": sim.store.compact()})
         elif len(parts) == 3 and parts[0] == "nodes" and parts[2] == "ready" \
@@ -599,6 +677,16 @@ class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
+    ssl_context: ssl.SSLContext | None = None  # set: serve HTTPS
+
+    def get_request(self) -> tuple[Any, Any]:
+        sock, addr = super().get_request()
+        if self.ssl_context is not None:
+            # The handshake runs in the request's thread (Handler.setup), not in the
+            # accept loop, so a slow client cannot stall the others.
+            sock = self.ssl_context.wrap_socket(sock, server_side=True,
+                                                do_handshake_on_connect=False)
+        return sock, addr
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that went away (or a connection we dropped on purpose) is not an error."""
@@ -612,6 +700,62 @@ class Server(ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
-def make_server(sim: KubeSim, host: str, port: int) -> Server:
+def make_server(sim: KubeSim, host: str, port: int,
+                tls: tuple[bytes, bytes] | None = None) -> Server:
+    """The HTTP server; with `tls` (certificate and key, PEM) it serves HTTPS."""
     handler = type("BoundHandler", (Handler,), {"sim": sim})
-    return Server((host, port), handler)
+    server = Server((host, port), handler)
+    if tls is not None:
+        import tempfile
+        from pathlib import Path
+
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        with tempfile.TemporaryDirectory(prefix="kubesim-tls-") as d:
+            cert, key = Path(d, "tls.crt"), Path(d, "tls.key")
+            cert.write_bytes(tls[0])
+            key.write_bytes(tls[1])
+            key.chmod(0o600)
+            ctx.load_cert_chain(cert, key)
+        server.ssl_context = ctx
+    return server
+
+
+def self_signed_certificate(host: str) -> tuple[bytes, bytes]:
+    """A self-signed serving certificate (its own CA) for `host`, 127.0.0.1 and localhost, and
+    its key, both PEM: what kubectl needs to send a bearer token (it sends credentials only
+    over TLS)."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kubesim")])
+    sans: list[x509.GeneralName] = [x509.DNSName("localhost"),
+                                    x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    try:
+        ip = ipaddress.ip_address(host)
+        if str(ip) != "127.0.0.1":
+            sans.append(x509.IPAddress(ip))
+    except ValueError:
+        sans.append(x509.DNSName(host))
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=365))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(
+                digital_signature=True, key_cert_sign=True, content_commitment=False,
+                key_encipherment=False, data_encipherment=False, key_agreement=False,
+                crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]),
+                           critical=False)
+            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+            .sign(key, hashes.SHA256()))
+    return (cert.public_bytes(serialization.Encoding.PEM),
+            key.private_bytes(serialization.Encoding.PEM,
+                              serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()))
