@@ -286,7 +286,8 @@ class Operator:
                 "observed leader: %s", h or "(none)"))
             self.campaign = lease.LeaseCampaign(
                 elector, api, self.gate.started, self.gate.stopped, release_on_cancel=True,
-                recampaign=self.o.on_lost_leadership == "recampaign")
+                recampaign=self.o.on_lost_leadership == "recampaign",
+                on_error=lambda e: log.warning("cannot take the leader lease: %s", e))
             self.gate.attach_campaign(self.campaign)
             self.campaign.start()
         else:

@@ -94,6 +94,14 @@ def _go_json_error(e: ValueError) -> str:
     return f"invalid character {_go_quote_char(doc[pos])} {where}"
 
 
+
+def _audit_name(route: Any, query: dict[str, str]) -> str:
+    """The object name of a request as the audit log's objectRef has it (RequestInfo's): a
+    list or watch of one name by `metadata.name=` field selector names that object."""
+    if route.name or route.verb not in ("list", "watch"):
+        return route.name or ""
+    return rbac.field_selector_name(query.get("fieldSelector", "")) or ""
+
 class Route:
     """A resource request, resolved: the type, the verb and the object it names."""
 
@@ -248,9 +256,9 @@ class Handler(BaseHTTPRequestHandler):
                 self.sim.audit.record(
                     identity=identity, user_agent=self.headers.get("User-Agent", ""),
                     verb=route.verb, group=route.rt.group, resource=route.rt.plural,
-                    namespace=route.ns or "", name=route.name, subresource=route.sub,
-                    code=code, resource_version=rv, dry_run=query.get("dryRun") == "All",
-                    path=path)
+                    namespace=route.ns or "", name=_audit_name(route, query),
+                    subresource=route.sub, code=code, resource_version=rv,
+                    dry_run=query.get("dryRun") == "All", path=path)
             elif denied is not None and denied.resource_request:
                 self.sim.audit.record(  # a denied request for a resource that is not served
                     identity=identity, user_agent=self.headers.get("User-Agent", ""),

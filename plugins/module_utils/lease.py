@@ -655,8 +655,13 @@ class LeaseCampaign:
                  on_stopped_leading: Callable[[str], None],
                  release_on_cancel: bool = True, recampaign: bool = False,
                  rng: Callable[[], float] = random.random,
-                 watch_timeout: int = 300) -> None:
+                 watch_timeout: int = 300,
+                 on_error: Callable[[str], None] | None = None) -> None:
         self.elector = elector
+        # Told why an attempt to take the lease failed (e.g. a 403 naming the missing
+        # permission): when the reason changes, and every 30 s while it stays the same.
+        self.on_error = on_error
+        self._reported: tuple[str, float] = ("", 0.0)
         self.api = api
         self.on_started_leading = on_started_leading
         self.on_stopped_leading = on_stopped_leading
@@ -716,6 +721,15 @@ class LeaseCampaign:
         expiry = el.observed_time + record.lease_duration - el.clock()
         return max(0.0, expiry) + cfg.retry_period * JITTER_FACTOR * self.rng()
 
+    def _report_error(self) -> None:
+        error, now = self.elector.last_error, self.elector.clock()
+        if not error or self.on_error is None:
+            self._reported = ("", 0.0)
+            return
+        if error != self._reported[0] or now - self._reported[1] >= 30.0:
+            self._reported = (error, now)
+            self.on_error(error)
+
     def _acquire(self) -> bool:
         el = self.elector
         while not self._stop.is_set():
@@ -723,6 +737,7 @@ class LeaseCampaign:
             attempt = el.try_acquire_or_renew()
             if attempt.leader:
                 return True
+            self._report_error()
             wait_until = el.clock() + self._follower_delay()
             while not self._stop.is_set():
                 if not self._sleep(wait_until - el.clock()):
