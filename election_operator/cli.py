@@ -85,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from ansible_collections.election.kubernetes.plugins.module_utils.kube import (
+        KubeConfigError,
+    )
     from election_operator.operator import Operator, Options
     from election_operator.watches import WatchesError
 
@@ -105,10 +108,12 @@ def main(argv: list[str] | None = None) -> int:
         runner_dir=args.runner_dir)
     try:
         operator = Operator(options)
-    except WatchesError as e:
+        # A watches.yaml kind the cluster does not serve, or a kubeconfig that cannot be used,
+        # stops the run during its setup, before any thread starts.
+        return operator.run()
+    except (WatchesError, KubeConfigError) as e:
         print(f"election-operator: {e}", file=sys.stderr)
         return 2
-    return operator.run()
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from election_operator.gate import LeadershipGate
 from election_operator.health import Metrics, ProbeServer, gvk_label
 from election_operator.informer import Informer
 from election_operator.reconciler import Reconciler
-from election_operator.watches import Watch, load_watches, per_kind_int
+from election_operator.watches import Watch, WatchesError, load_watches, per_kind_int
 from election_operator.workqueue import WorkQueue
 
 log = logging.getLogger("election_operator")
@@ -173,6 +173,7 @@ class Operator:
         cache_dir.mkdir(exist_ok=True)
         direct_dyn = DynamicClient(direct, cache_file=str(cache_dir / "direct.json"))
         self.direct_dyn = direct_dyn
+        self._check_served(direct_dyn)  # before anything starts: a bad GVK stops here
         self.proxy = FencingProxy(direct.configuration, self.gate.is_valid,
                                   on_refused=self._on_refused, fence_reads=False,
                                   on_write=self._on_write).start()
@@ -205,6 +206,22 @@ class Operator:
                 t = threading.Thread(target=self._worker, args=(w, queue),
                                      name=f"worker-{w.kind}-{i}", daemon=True)
                 self.threads.append(t)
+
+    def _check_served(self, dyn: Any) -> None:
+        """Every watched kind must be served by the API server: a group, version or kind that
+        is misspelt in watches.yaml (or whose CustomResourceDefinition is not installed) stops
+        the operator with one message naming the entry, as controller-runtime stops."""
+        from kubernetes.dynamic.exceptions import ResourceNotFoundError, ResourceNotUniqueError
+
+        for index, w in enumerate(self.watches):
+            try:
+                dyn.resources.get(api_version=w.api_version, kind=w.kind)
+            except (ResourceNotFoundError, ResourceNotUniqueError):
+                raise WatchesError(
+                    f"{self.o.watches_file}: entry {index} ({w.gvk}): kind: the API server does "
+                    f"not serve kind {w.kind} in {w.api_version}; install its "
+                    f"CustomResourceDefinition, or correct group, version and kind",
+                    path=self.o.watches_file, index=index, gvk=w.gvk, field="kind") from None
 
     def _handler(self, w: Watch, queue: WorkQueue) -> Any:
         def handle(etype: str, obj: dict[str, Any], old: dict[str, Any] | None) -> None:

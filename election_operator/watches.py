@@ -21,9 +21,10 @@ How it follows ansible-operator:
 Where it is stricter than ansible-operator (which silently ignores or defers these): unknown keys
 (also in `finalizer`, `blacklist` and `selector`), duplicate keys, wrong value types, an empty
 file, a finalizer role or playbook that does not exist even when the finalizer has vars, a
-finalizer name that Kubernetes would refuse, negative durations or counts, and label-selector
-expressions that Kubernetes would refuse (an unknown operator, `In` without values) are errors
-here, at start.
+finalizer name that Kubernetes would refuse, a group, version or kind that no API server
+could serve (`Cache.Example.com`, `1.0`), negative durations or counts, and label selectors
+that Kubernetes would refuse (a malformed label name, an unknown operator, `In` without
+values) are errors here, at start.
 """
 
 from __future__ import annotations
@@ -87,6 +88,12 @@ _DEPRECATED_PREFIXES = {"MAX_CONCURRENT_RECONCILES": "WORKER"}
 # A Kubernetes qualified name (what the API server accepts as a finalizer).
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _QUALIFIED_NAME_PART = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
+# What the API server accepts as an API group, a version (a CRD version name is a DNS-1035
+# label) and a kind (a DNS-1035 label once lower-cased).
+_DNS_1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+_KIND = re.compile(r"[A-Za-z]([-A-Za-z0-9]*[A-Za-z0-9])?")
+_LABEL_HELP = ("at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter "
+               "or digit")
 
 
 class WatchesError(ValueError):
@@ -396,6 +403,16 @@ class _Entry:
         group = self.string(raw, "group", "group", _WATCH_KEYS["group"])
         version = self.string(raw, "version", "version", _WATCH_KEYS["version"], required=True)
         kind = self.string(raw, "kind", "kind", _WATCH_KEYS["kind"], required=True)
+        if group and not (len(group) <= 253 and _DNS_SUBDOMAIN.fullmatch(group)):
+            raise self.fail("group", f"{group!r} is not an API group; expected a lowercase DNS "
+                                     f"subdomain such as cache.example.com (empty for the core "
+                                     f"group)")
+        if not (len(version) <= 63 and _DNS_1035_LABEL.fullmatch(version)):
+            raise self.fail("version", f"{version!r} is not an API version; expected a "
+                                       f"lowercase name starting with a letter, such as v1alpha1")
+        if not (len(kind) <= 63 and _KIND.fullmatch(kind)):
+            raise self.fail("kind", f"{kind!r} is not a kind; expected a name of letters and "
+                                    f"digits starting with a letter, such as Memcached")
         playbook, role = self.ansible_target(raw, "", required=True)
         return Watch(
             group=group, version=version, kind=kind, playbook=playbook, role=role,
@@ -535,6 +552,7 @@ class _Entry:
             if not isinstance(key, str) or not isinstance(value, str):
                 raise self.fail(f"selector.matchLabels.{key}", f"label names and values must be "
                                 f"strings, got {_describe(value)} (quote it in YAML)")
+            self.label_key(key, f"selector.matchLabels.{key}")
         if labels:
             selector["matchLabels"] = dict(labels)
         expressions = data.get("matchExpressions")
@@ -546,6 +564,14 @@ class _Entry:
             if parsed:
                 selector["matchExpressions"] = parsed
         return selector or None
+
+    def label_key(self, key: str, fld: str) -> None:
+        # (Values are not checked: ansible-operator loads a value such as an unexpanded
+        # "${VAR}" and its own tests rely on that.)
+        if not _is_qualified_name(key):
+            raise self.fail(fld, f"{key!r} is not a valid label name; expected an optional DNS "
+                                 f"subdomain prefix and '/', then {_LABEL_HELP}, e.g. "
+                                 f"app.kubernetes.io/name")
 
     def expression(self, i: int, item: Any) -> dict[str, Any]:
         fld = f"selector.matchExpressions[{i}]"
@@ -565,6 +591,7 @@ class _Entry:
         if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
             raise self.fail(fld + ".values", f"must be a list of strings, got "
                                              f"{_describe(values)}")
+        self.label_key(key, fld + ".key")
         if operator in ("In", "NotIn") and not values:
             raise self.fail(fld + ".values", f"must not be empty for the operator {operator}")
         if operator in ("Exists", "DoesNotExist") and values:

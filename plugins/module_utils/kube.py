@@ -23,25 +23,29 @@ import os
 import socket
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
+
+from ansible_collections.election.kubernetes.plugins.module_utils import options
 
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
-# Same option names, aliases and secrecy as kubernetes.core's AUTH_ARG_SPEC.
+# Same option names, aliases and secrecy as kubernetes.core's AUTH_ARG_SPEC; the string and
+# path options refuse a list or a mapping (options.string / options.path).
 AUTH_ARG_SPEC: dict[str, dict[str, Any]] = {
     "kubeconfig": {"type": "raw", "no_log": True},
-    "context": {"type": "str"},
-    "host": {"type": "str"},
-    "api_key": {"type": "str", "no_log": True},
-    "username": {"type": "str"},
-    "password": {"type": "str", "no_log": True},
+    "context": {"type": options.string},
+    "host": {"type": options.string},
+    "api_key": {"type": options.string, "no_log": True},
+    "username": {"type": options.string},
+    "password": {"type": options.string, "no_log": True},
     "validate_certs": {"type": "bool", "aliases": ["verify_ssl"]},
-    "ca_cert": {"type": "path", "aliases": ["ssl_ca_cert"]},
-    "client_cert": {"type": "path", "aliases": ["cert_file"]},
-    "client_key": {"type": "path", "aliases": ["key_file"]},
-    "proxy": {"type": "str"},
-    "no_proxy": {"type": "str"},
-    "impersonate_user": {"type": "str"},
-    "impersonate_groups": {"type": "list", "elements": "str"},
+    "ca_cert": {"type": options.path, "aliases": ["ssl_ca_cert"]},
+    "client_cert": {"type": options.path, "aliases": ["cert_file"]},
+    "client_key": {"type": options.path, "aliases": ["key_file"]},
+    "proxy": {"type": options.string},
+    "no_proxy": {"type": options.string},
+    "impersonate_user": {"type": options.string},
+    "impersonate_groups": {"type": "list", "elements": options.string},
 }
 
 _BOOL_FALSE = ("0", "false", "no", "off")
@@ -93,14 +97,82 @@ def resolve_auth(params: dict[str, Any], environ: dict[str, str] | None = None
     return out
 
 
-def _kubeconfig_paths(auth: dict[str, Any], environ: dict[str, str]) -> str | None:
+def _kubeconfig_source(auth: dict[str, Any], environ: dict[str, str], from_option: bool
+                       ) -> tuple[Any, str] | None:
+    """The kubeconfig to load and where it came from (for messages), or None."""
     if auth.get("kubeconfig"):
-        return auth["kubeconfig"]
+        return auth["kubeconfig"], "option kubeconfig" if from_option else "K8S_AUTH_KUBECONFIG"
     env = environ.get("KUBECONFIG")
     if env:
-        return env
+        return env, "KUBECONFIG"
     default = os.path.expanduser("~/.kube/config")
-    return default if os.path.exists(default) else None
+    return (default, "the default ~/.kube/config") if os.path.exists(default) else None
+
+
+def _check_kubeconfig(source: Any, origin: str, context: str | None) -> str:
+    """Check the kubeconfig before loading it (a file of the path list exists; the context,
+    when given, is one of its contexts) and return how messages name it."""
+    from kubernetes import config
+
+    if isinstance(source, dict):
+        where = f"the kubeconfig mapping ({origin})"
+        contexts = source.get("contexts")
+        names = [c.get("name") for c in contexts if isinstance(c, dict)] \
+            if isinstance(contexts, list) else []
+    elif isinstance(source, str | os.PathLike):
+        text = os.fspath(source)
+        paths = [os.path.expanduser(p) for p in text.split(os.pathsep) if p]
+        if not any(os.path.isfile(p) for p in paths):
+            also = (" (or the kubeconfig content as a mapping)" if origin == "option kubeconfig"
+                    else "")
+            raise KubeConfigError(f"kubeconfig {text} ({origin}) does not exist or is not a "
+                                  f"file; expected the path of a kubeconfig file{also}")
+        where = f"kubeconfig {text} ({origin})"
+        try:
+            names = [c.get("name") for c in config.list_kube_config_contexts(text)[0] or []]
+        except Exception as e:  # noqa: BLE001 - ConfigException, YAML errors, odd content
+            raise KubeConfigError(f"cannot load {where}: {_one_line(e)}") from None
+    else:
+        raise KubeConfigError(f"kubeconfig ({origin}) must be the path of a kubeconfig file or "
+                              f"the kubeconfig content as a mapping, got "
+                              f"{options.describe(source)}")
+    if context and context not in names:
+        raise KubeConfigError(f"context {context!r} is not in {where}; its contexts are: "
+                              f"{', '.join(str(n) for n in names) or 'none'}")
+    return where
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+def _check_url(name: str, value: str, schemes: tuple[str, ...], example: str) -> None:
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        ok = parts.scheme in schemes and bool(parts.hostname) and not any(
+            c.isspace() for c in value)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise KubeConfigError(f"{name} {value!r} is not a URL; expected "
+                              f"{' or '.join(s + '://' for s in schemes)}HOST[:PORT], such as "
+                              f"{example}")
+
+
+def check_auth(auth: dict[str, Any]) -> None:
+    """Refuse connection options that cannot work, before any request: a host or proxy that is
+    not a URL, a certificate or key file that does not exist."""
+    if auth.get("host"):
+        _check_url("host", auth["host"], ("http", "https"), "https://10.0.0.1:6443")
+    if auth.get("proxy"):
+        _check_url("proxy", auth["proxy"], ("http", "https", "socks4", "socks4a", "socks5",
+                                             "socks5h"), "http://proxy.example.com:3128")
+    for opt in ("ca_cert", "client_cert", "client_key"):
+        value = auth.get(opt)
+        if value and not os.path.isfile(os.path.expanduser(str(value))):
+            raise KubeConfigError(f"{opt} {value} does not exist or is not a file; expected "
+                                  f"the path of a PEM file")
 
 
 def in_cluster(environ: dict[str, str] | None = None, sa_dir: str = SA_DIR) -> bool:
@@ -120,30 +192,38 @@ def make_configuration(params: dict[str, Any], environ: dict[str, str] | None = 
 
     env = dict(os.environ if environ is None else environ)
     auth = resolve_auth(params, env)
+    check_auth(auth)
     cfg = client.Configuration()
-    try:
-        if auth.get("kubeconfig") or auth.get("context") or not auth.get("host"):
-            if not (auth.get("kubeconfig") or auth.get("context")) and in_cluster(env):
+    if auth.get("kubeconfig") or auth.get("context") or not auth.get("host"):
+        if not (auth.get("kubeconfig") or auth.get("context")) and in_cluster(env):
+            try:
                 config.load_incluster_config(client_configuration=cfg)
-            else:
-                source = _kubeconfig_paths(auth, env)
-                if source is None:
-                    raise KubeConfigError(
-                        "no cluster configuration found: set the kubeconfig or host option "
-                        "(or K8S_AUTH_KUBECONFIG / K8S_AUTH_HOST / KUBECONFIG), or run inside "
-                        "a Pod with a service account")
+            except config.ConfigException as e:
+                raise KubeConfigError(f"cannot load the in-cluster configuration: "
+                                      f"{_one_line(e)}") from None
+        else:
+            found = _kubeconfig_source(auth, env, params.get("kubeconfig") is not None)
+            if found is None:
+                raise KubeConfigError(
+                    "no cluster configuration found: set the kubeconfig or host option "
+                    "(or K8S_AUTH_KUBECONFIG / K8S_AUTH_HOST / KUBECONFIG), or run inside "
+                    "a Pod with a service account")
+            source, origin = found
+            where = _check_kubeconfig(source, origin, auth.get("context"))
+            try:
                 if isinstance(source, dict):
                     config.load_kube_config_from_dict(source, context=auth.get("context"),
                                                       client_configuration=cfg,
                                                       persist_config=False)
                 else:
-                    config.load_kube_config(config_file=str(source),
+                    config.load_kube_config(config_file=os.fspath(source),
                                             context=auth.get("context"),
                                             client_configuration=cfg, persist_config=False)
-    except config.ConfigException as e:
-        raise KubeConfigError(f"cannot load the cluster configuration: {e}") from None
-    except FileNotFoundError as e:
-        raise KubeConfigError(f"kubeconfig not found: {e.filename}") from None
+            except Exception as e:  # noqa: BLE001 - ConfigException, YAML errors, odd content
+                filename = getattr(e, "filename", None)
+                detail = f"{filename} not found" if isinstance(e, FileNotFoundError) \
+                    else _one_line(e)
+                raise KubeConfigError(f"cannot load {where}: {detail}") from None
     if auth.get("host"):
         cfg.host = auth["host"].rstrip("/")
     if auth.get("api_key"):

@@ -86,6 +86,12 @@ class LifeConfig:
             raise LifeError("pod_name is required: set the POD_NAME environment variable from "
                             "the downward API (env valueFrom fieldRef metadata.name) or the "
                             "pod_name option")
+        if not isinstance(self.pod_name, str) or len(self.pod_name) > 253 or \
+                not _SUBDOMAIN.match(self.pod_name):
+            raise LifeError(f"pod_name {self.pod_name!r} is not a valid Pod name: a lowercase "
+                            f"RFC 1123 subdomain (lower case letters, digits, '-' and '.', "
+                            f"starting and ending with a letter or digit, at most 253 "
+                            f"characters)")
         for name in ("max_backoff", "node_not_ready_grace", "request_timeout"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or \

@@ -282,6 +282,19 @@ class ObservationStore:
     def __init__(self, directory: str) -> None:
         self.directory = directory
 
+    def problem(self) -> str | None:
+        """Why observations cannot be kept here, or None: the directory (or, while it does not
+        exist, its nearest existing parent, where it will be created) must be a directory
+        this process can write."""
+        probe = os.path.abspath(self.directory)
+        while not os.path.lexists(probe) and os.path.dirname(probe) != probe:
+            probe = os.path.dirname(probe)
+        if not os.path.isdir(probe):
+            return f"{probe} is not a directory"
+        if not os.access(probe, os.W_OK | os.X_OK):
+            return f"{probe} is not writable"
+        return None
+
     def _path(self, server: str, namespace: str, name: str) -> str:
         digest = hashlib.sha256(f"{server}|{namespace}|{name}".encode()).hexdigest()[:24]
         return os.path.join(self.directory, f"lease-{namespace}-{name}-{digest}.json")

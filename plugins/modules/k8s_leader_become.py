@@ -164,6 +164,7 @@ import os  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
+from ansible_collections.election.kubernetes.plugins.module_utils import options  # noqa: E402
 from ansible_collections.election.kubernetes.plugins.module_utils.kube import (  # noqa: E402
     AUTH_ARG_SPEC,
     SA_DIR,
@@ -183,15 +184,17 @@ from ansible_collections.election.kubernetes.plugins.module_utils.leader_for_lif
 
 def argument_spec() -> dict:
     spec = dict(
-        lock_name=dict(type="str", required=True),
-        namespace=dict(type="str"),
-        pod_name=dict(type="str"),
+        # options.string/seconds: Ansible's str and float, but a list, a mapping or a boolean
+        # is refused instead of converted (see module_utils/options.py)
+        lock_name=dict(type=options.string, required=True),
+        namespace=dict(type=options.string),
+        pod_name=dict(type=options.string),
         wait=dict(type="bool", default=True),
-        timeout=dict(type="float", default=0),
-        max_backoff=dict(type="float", default=DEFAULT_MAX_BACKOFF),
+        timeout=dict(type=options.seconds, default=0),
+        max_backoff=dict(type=options.seconds, default=DEFAULT_MAX_BACKOFF),
         node_not_ready=dict(type="str", choices=list(NODE_NOT_READY_CHOICES),
                             default="delete"),
-        node_not_ready_grace=dict(type="float", default=0),
+        node_not_ready_grace=dict(type=options.seconds, default=0),
         outside_cluster=dict(type="str", choices=["proceed", "fail"], default="proceed"),
     )
     spec.update(AUTH_ARG_SPEC)

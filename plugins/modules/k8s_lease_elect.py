@@ -195,6 +195,7 @@ import os  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
+from ansible_collections.election.kubernetes.plugins.module_utils import options  # noqa: E402
 from ansible_collections.election.kubernetes.plugins.module_utils.kube import (  # noqa: E402
     AUTH_ARG_SPEC,
     SA_DIR,
@@ -218,17 +219,19 @@ from ansible_collections.election.kubernetes.plugins.module_utils.lease import (
 
 def argument_spec() -> dict:
     spec = dict(
-        name=dict(type="str", required=True),
-        namespace=dict(type="str"),
-        identity=dict(type="str"),
+        # options.string/seconds/path: Ansible's str, float and path, but a list, a mapping
+        # or a boolean is refused instead of converted (see module_utils/options.py)
+        name=dict(type=options.string, required=True),
+        namespace=dict(type=options.string),
+        identity=dict(type=options.string),
         lease_duration=dict(type="int", default=DEFAULT_LEASE_DURATION),
-        renew_deadline=dict(type="float", default=DEFAULT_RENEW_DEADLINE),
-        retry_period=dict(type="float", default=DEFAULT_RETRY_PERIOD),
+        renew_deadline=dict(type=options.seconds, default=DEFAULT_RENEW_DEADLINE),
+        retry_period=dict(type=options.seconds, default=DEFAULT_RETRY_PERIOD),
         state=dict(type="str", choices=["leader", "released"], default="leader"),
         wait=dict(type="bool", default=False),
-        timeout=dict(type="float", default=300),
-        clock_skew_margin=dict(type="float"),
-        state_dir=dict(type="path", default="~/.cache/election.kubernetes"),
+        timeout=dict(type=options.seconds, default=300),
+        clock_skew_margin=dict(type=options.seconds),
+        state_dir=dict(type=options.path, default="~/.cache/election.kubernetes"),
     )
     spec.update(AUTH_ARG_SPEC)
     return spec
@@ -254,12 +257,16 @@ def main() -> None:
                                 clock_skew_margin=p["clock_skew_margin"]).validate()
     except ConfigError as e:
         module.fail_json(msg=str(e))
+    store = ObservationStore(os.path.expanduser(p["state_dir"]))
+    problem = store.problem()
+    if problem:
+        module.fail_json(msg=f"state_dir {p['state_dir']}: {problem}; expected a directory this "
+                             f"user can write (it is created when missing)")
     try:
         api_client = make_api_client(p, user_agent=f"election.kubernetes/k8s_lease_elect "
                                                    f"({identity})")
     except KubeConfigError as e:
         module.fail_json(msg=str(e))
-    store = ObservationStore(os.path.expanduser(p["state_dir"]))
     try:
         result = elect_once(config, KubeLeaseAPI(api_client), api_client.configuration.host,
                             store=store, state=p["state"], wait=p["wait"],

@@ -203,11 +203,13 @@ result:
           lastTransitionTime: "2026-01-02T03:04:05Z"
 """
 
+import re  # noqa: E402
 import tempfile  # noqa: E402
 from typing import Any, cast  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
+from ansible_collections.election.kubernetes.plugins.module_utils import options  # noqa: E402
 from ansible_collections.election.kubernetes.plugins.module_utils.kube import (  # noqa: E402
     AUTH_ARG_SPEC,
     ApiFailure,
@@ -231,6 +233,9 @@ USER_AGENT = "election.kubernetes/k8s_status"
 ATTEMPTS = 5  # writes tried when others keep changing the object (409 Conflict)
 REQUEST_TIMEOUT = 30.0  # seconds, per API request
 MERGE_PATCH = "application/merge-patch+json"
+DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+KIND = re.compile(r"[A-Za-z][-A-Za-z0-9]*")
 
 
 class TaskError(Exception):
@@ -239,10 +244,12 @@ class TaskError(Exception):
 
 def argument_spec() -> dict[str, Any]:
     spec: dict[str, Any] = dict(
-        api_version=dict(type="str", default="v1", aliases=["api", "version"]),
-        kind=dict(type="str", required=True),
-        name=dict(type="str", required=True),
-        namespace=dict(type="str"),
+        # options.string: Ansible's str, but a list or a mapping is refused instead of
+        # converted to its text (see module_utils/options.py)
+        api_version=dict(type=options.string, default="v1", aliases=["api", "version"]),
+        kind=dict(type=options.string, required=True),
+        name=dict(type=options.string, required=True),
+        namespace=dict(type=options.string),
         status=dict(type="dict"),
         # the items are checked by status.validate_status_args, whose messages name the
         # field (conditions[1].reason) the same way for the module and the runtime
@@ -252,6 +259,27 @@ def argument_spec() -> dict[str, Any]:
     )
     spec.update(AUTH_ARG_SPEC)
     return spec
+
+
+def check_target(api_version: str, kind: str, name: str, namespace: str | None) -> None:
+    """Refuse, before any request, an object reference the API server could never serve (an
+    empty or malformed name would otherwise address the collection or another object)."""
+    group, slash, version = api_version.rpartition("/")
+    if not (len(version) <= 63 and DNS_LABEL.fullmatch(version)) or (slash and not (
+            len(group) <= 253 and DNS_SUBDOMAIN.fullmatch(group))):
+        raise TaskError(f"api_version {api_version!r} is not an API version: expected "
+                        f"GROUP/VERSION such as cache.example.com/v1alpha1, or VERSION alone "
+                        f"(v1) for the core group")
+    if not KIND.fullmatch(kind):
+        raise TaskError(f"kind {kind!r} is not a kind: expected a kind such as Memcached (or "
+                        f"the resource's plural, singular or short name)")
+    if not name or name in (".", "..") or "/" in name or "%" in name:
+        raise TaskError(f"name {name!r} is not a valid object name: it must not be empty, '.' "
+                        f"or '..', and must not contain '/' or '%'")
+    if namespace and not (len(namespace) <= 63 and DNS_LABEL.fullmatch(namespace)):
+        raise TaskError(f"namespace {namespace!r} is not a valid namespace name: a lowercase "
+                        f"RFC 1123 label of at most 63 characters (lower case letters, digits "
+                        f"and '-', starting and ending with a letter or digit)")
 
 
 # ---------------------------------------------------------------- discovery
@@ -374,6 +402,10 @@ def main() -> None:
     try:
         desired = validate_status_args(p["status"], p["conditions"])
     except StatusArgError as e:
+        module.fail_json(msg=str(e))
+    try:
+        check_target(p["api_version"], p["kind"], p["name"], p["namespace"])
+    except TaskError as e:
         module.fail_json(msg=str(e))
     try:
         api_client = make_api_client(p, user_agent=USER_AGENT)

@@ -48,6 +48,7 @@ seconds:
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
+from ansible_collections.election.kubernetes.plugins.module_utils import options  # noqa: E402
 from ansible_collections.election.kubernetes.plugins.module_utils.duration import (  # noqa: E402
     parse_duration,
 )
@@ -55,7 +56,9 @@ from ansible_collections.election.kubernetes.plugins.module_utils.duration impor
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={"time": {"type": "str", "required": True, "aliases": ["period"]}},
+        # options.string: a list or a mapping is refused instead of converted to its text
+        argument_spec={"time": {"type": options.string, "required": True,
+                                "aliases": ["period"]}},
         supports_check_mode=True)
     period = module.params["time"]
     try:
