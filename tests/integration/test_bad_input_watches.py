@@ -645,7 +645,11 @@ ROLE_SPECS = [
      "unable to convert to int"),
     ("size-null", {"size": None}, "argument 'size' is of type NoneType and we were unable to "
      "convert to int"),
-    ("size-negative-string", {"size": "-2"}, "spec.size must be an integer, 0 or more; got -2"),
+    ("size-negative-string", {"size": "-2"},
+     "spec.size must be an integer from 0 to 100; got -2"),
+    ("size-boolean", {"size": True}, "spec.size must be an integer from 0 to 100; got True"),
+    ("size-over-the-maximum", {"size": 101},
+     "spec.size must be an integer from 0 to 100; got 101"),
     ("meta-missing", {"ansible_operator_meta": None}, "argument 'ansible_operator_meta' is of "
      "type NoneType and we were unable to convert to dict"),
     ("meta-name-missing", {"ansible_operator_meta": {"namespace": "default"}},

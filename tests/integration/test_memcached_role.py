@@ -207,7 +207,7 @@ def test_role_creates_the_deployment_and_status_and_is_idempotent(cache: Memcach
     ({"state": "gone"}, "value of state must be one of: present, absent, got: gone"),
     ({"ansible_operator_meta": {"name": "x"}},
      "missing required arguments: namespace found in ansible_operator_meta"),
-    ({"size": -1}, "spec.size must be an integer, 0 or more; got -1"),
+    ({"size": -1}, "spec.size must be an integer from 0 to 100; got -1"),
 ])
 def test_role_refuses_bad_variables_before_any_write(cache: Memcached, variables: dict[str, Any],
                                                      message: str) -> None:
@@ -266,7 +266,7 @@ def test_spec_past_the_schema_fails_with_the_role_message_and_deletes_nothing(
         until(lambda: successful(m, "loose", 2), 60, "loose reconciled with 2 Pods")
         nodes = m.nodes("loose")
         for bad, message in (("three", "argument 'size' is of type"),
-                             (-1, "spec.size must be an integer, 0 or more; got -1")):
+                             (-1, "spec.size must be an integer from 0 to 100; got -1")):
             seq = m.last_seq()
             m.patch_spec("loose", {"size": bad})
 
