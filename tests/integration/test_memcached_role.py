@@ -23,7 +23,7 @@ import pytest
 import yaml
 from ansible_harness import BIN, INVENTORY, ROOT
 from helpers import until
-from kubernetes import client, config
+from kubernetes import client, config, utils
 from kubernetes.client.rest import ApiException
 from kubernetes.dynamic import DynamicClient
 from operator_harness import Replica
@@ -245,9 +245,23 @@ LEASE_ARGS = ("--leader-elect", "--leader-election-id", "memcached-operator",
               "--leader-elect-renew-deadline", "3s", "--leader-elect-retry-period", "1s")
 
 
-def operator(sim: KubeSim, tmp_path: Path, watches: Path, name: str = "op-a") -> Replica:
-    return Replica(sim, tmp_path, name, watches, LEASE_ARGS,
+def operator(m: Memcached, tmp_path: Path, watches: Path, name: str = "op-a") -> Replica:
+    """A replica authenticated as the operator's ServiceAccount, which has only the
+    permissions of deploy/role.yaml (and deploy/role_finalizer.yaml for the finalizer
+    variant), as deployed."""
+    files = ["service_account.yaml", "role.yaml", "role_binding.yaml"]
+    if "finalizer" in watches.name:
+        files += ["role_finalizer.yaml", "role_binding_finalizer.yaml"]
+    utils.create_from_yaml(m.api, yaml_objects=[yaml.safe_load((DEPLOY / f).read_text())
+                                                for f in files], namespace=NS)
+    m.sim.serviceaccount_token(NS, "memcached-operator", token=f"token-{name}")
+    return Replica(m.sim, tmp_path, name, watches, LEASE_ARGS,
                    env={"ANSIBLE_COLLECTIONS_PATH": COLLECTIONS, "WATCH_NAMESPACE": NS})
+
+
+def refused(m: Memcached, replica: Replica) -> list[Any]:
+    return [(e.verb, e.resource, e.subresource, e.code)
+            for e in m.sim.audit.entries(identity=replica.identity) if e.code in (401, 403)]
 
 
 def successful(m: Memcached, name: str, size: int) -> bool:
@@ -260,7 +274,7 @@ def successful(m: Memcached, name: str, size: int) -> bool:
 def test_spec_past_the_schema_fails_with_the_role_message_and_deletes_nothing(
         sim_workloads: KubeSim, tmp_path: Path) -> None:
     m = Memcached(sim_workloads, tmp_path, schema=False)
-    replica = operator(sim_workloads, tmp_path, DEPLOY / "watches.yaml")
+    replica = operator(m, tmp_path, DEPLOY / "watches.yaml")
     try:
         m.create("loose", {"size": 2})
         until(lambda: successful(m, "loose", 2), 60, "loose reconciled with 2 Pods")
@@ -287,6 +301,7 @@ def test_spec_past_the_schema_fails_with_the_role_message_and_deletes_nothing(
         # A good spec again recovers.
         m.patch_spec("loose", {"size": 1})
         until(lambda: successful(m, "loose", 1), 60, "loose reconciled with 1 Pod")
+        assert refused(m, replica) == []
     finally:
         replica.close()
         m.close()
@@ -295,7 +310,7 @@ def test_spec_past_the_schema_fails_with_the_role_message_and_deletes_nothing(
 def test_finalizer_variant_deletes_the_deployment(sim_workloads: KubeSim,
                                                  tmp_path: Path) -> None:
     m = Memcached(sim_workloads, tmp_path)
-    replica = operator(sim_workloads, tmp_path, DEPLOY / "watches-finalizer.yaml")
+    replica = operator(m, tmp_path, DEPLOY / "watches-finalizer.yaml")
     try:
         m.create("fin", {"size": 1})
         until(lambda: successful(m, "fin", 1), 60, "fin reconciled")
@@ -306,6 +321,7 @@ def test_finalizer_variant_deletes_the_deployment(sim_workloads: KubeSim,
         assert m.deployment("fin") is None
         deletes = [e for e in m.writes(replica.identity, since=seq) if e.verb == "delete"]
         assert [(e.resource, e.name) for e in deletes] == [("deployments", "fin")], deletes
+        assert refused(m, replica) == []
     finally:
         replica.close()
         m.close()
