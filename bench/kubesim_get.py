@@ -2,26 +2,33 @@
 
 One kubesim in this process's thread pool, N client threads each with its own
 `kubernetes` ApiClient (keep-alive connections, as a real client has), reading one
-ConfigMap for a fixed time. Prints the figure; with --write, also records it in a
-Markdown file together with this command.
+ConfigMap for a fixed time; --trials times per thread count, the trials of the thread counts
+interleaved. The best trial is the server's capacity on this machine; the median shows how
+much other work on a shared machine took away. Prints the figures; --json saves them, with
+this command and a Markdown section, for the report of `make bench` (bench/_report.py).
 
-    .venv/bin/python bench/kubesim_get.py [--seconds 5] [--clients 1,4] [--write FILE]
+    .venv/bin/python bench/kubesim_get.py [--seconds 5] [--clients 1,4] [--trials 3]
+        [--json FILE]
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
+import statistics
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
+import kubernetes
 from kubernetes import client, config
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+from _report import command_line, machine, save  # noqa: E402
+
 from kubesim import KubeSim  # noqa: E402
 
 
@@ -55,40 +62,52 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--clients", default="1,4", help="comma-separated client thread counts")
-    p.add_argument("--write", help="Markdown file to record the result in")
+    p.add_argument("--trials", type=int, default=3, help="trials per thread count")
+    p.add_argument("--json", help="results file for the report (bench/_report.py)")
     args = p.parse_args()
-    rows = []
+    rows: list[dict[str, object]] = []
     with KubeSim() as sim, tempfile.TemporaryDirectory() as tmp:
         kubeconfig = sim.write_kubeconfig(Path(tmp) / "k.yaml")
         core = client.CoreV1Api(config.new_client_from_config(config_file=str(kubeconfig)))
         core.create_namespaced_config_map("default", {"metadata": {"name": "bench"},
                                                       "data": {"k": "v"}})
-        for n in [int(x) for x in args.clients.split(",")]:
-            rate = run(sim, kubeconfig, n, args.seconds)
-            rows.append((n, rate))
-            print(f"{n} client thread(s): {rate:.0f} GET/s")
-    if args.write:
-        cmd = ".venv/bin/python bench/kubesim_get.py " + " ".join(sys.argv[1:])
+        counts = [int(x) for x in args.clients.split(",")]
+        trials: dict[int, list[float]] = {n: [] for n in counts}
+        for i in range(1, args.trials + 1):
+            for n in counts:
+                trials[n].append(run(sim, kubeconfig, n, args.seconds))
+                print(f"trial {i}: {n} client thread(s): {trials[n][-1]:.0f} GET/s", flush=True)
+        for n in counts:
+            rows.append({"clients": n, "rate": max(trials[n]),
+                         "median": statistics.median(trials[n]), "trials": trials[n]})
+            print(f"{n} client thread(s): best {max(trials[n]):.0f} GET/s, median "
+                  f"{statistics.median(trials[n]):.0f}")
+    if args.json:
         lines = [
-            "# kubesim: simple GET throughput",
+            "## kubesim: simple GET throughput (`bench/kubesim_get.py`)",
             "",
-            "Reads of one ConfigMap by the `kubernetes` Python client (37.0.2) over loopback, "
+            f"Reads of one ConfigMap by the `kubernetes` Python client "
+            f"({kubernetes.__version__}) over loopback, "
             "kubesim in the same process (so client and server share the 2 cores and the GIL: "
             "a conservative figure).",
             "",
-            f"Command: `{cmd}`",
+            f"Command: `{command_line('kubesim_get.py')}`",
             "",
-            f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
-            f"{platform.python_version()}, {time.strftime('%Y-%m-%d')}.",
+            f"Machine: {machine()}.",
             "",
-            "| client threads | GET/s |",
-            "|---:|---:|",
-            *[f"| {n} | {rate:.0f} |" for n, rate in rows],
+            f"{args.trials} trials of {args.seconds:g} s per thread count, interleaved.",
+            "",
+            "| client threads | GET/s, best trial | median | every trial |",
+            "|---:|---:|---:|---|",
+            *[f"| {r['clients']} | {r['rate']:.0f} | {r['median']:.0f} | "
+              f"{', '.join(f'{x:.0f}' for x in r['trials'])} |" for r in rows],
             "",
             "Target (issue: foundation): at least 500 GET/s.",
             "",
         ]
-        Path(args.write).write_text("\n".join(lines))
+        save(args.json, "kubesim_get.py",
+              {"seconds": args.seconds, "trials": args.trials, "rows": rows},
+             [("kubesim_get", lines)])
     return 0
 
 

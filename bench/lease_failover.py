@@ -14,10 +14,11 @@ processes (bench/_lease_candidate.py), so a SIGKILL is a real crash. For each im
    new leader's first write.
 
     .venv/bin/python bench/lease_failover.py [--reps 5] [--window 60] [--quick]
-        [--impl ours,theirs] [--write FILE]
+        [--impl ours,theirs] [--json FILE]
 
 Default durations are production ones (15/10/2 s); --quick uses 4/3/1 (the package refuses a
-retry period under 1 s) and a 20 s window.
+retry period under 1 s) and a 20 s window. --json saves the figures and the Markdown section
+for the report of `make bench` (bench/_report.py).
 """
 
 from __future__ import annotations
@@ -33,20 +34,22 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-from _report import command_line, machine, summary, write_section  # noqa: E402
+import kubernetes  # noqa: E402
+from _report import command_line, machine, save, summary  # noqa: E402
 
 from kubesim import KubeSim  # noqa: E402
 
 CANDIDATE = ROOT / "bench" / "_lease_candidate.py"
 NS = "default"
-NAMES = {"ours": "ours (LeaseCampaign)", "theirs": "`kubernetes.leaderelection` 37.0.2"}
+NAMES = {"ours": "ours (LeaseCampaign)",
+         "theirs": f"`kubernetes.leaderelection` {kubernetes.__version__}"}
 SLACK = 0.5  # seconds of request latency allowed above an upper bound
 EARLY = 0.05  # audit times are taken at the end of a request: tolerance on lower bounds
 
@@ -360,7 +363,7 @@ def main() -> int:
     p.add_argument("--window", type=float, help="steady-state load window, s (60; 20 quick)")
     p.add_argument("--quick", action="store_true", help="4/3/1 s instead of 15/10/2 s")
     p.add_argument("--impl", default="ours,theirs", help="ours, theirs or both")
-    p.add_argument("--write", help="Markdown file to record the result in (own section)")
+    p.add_argument("--json", help="results file for the report (bench/_report.py)")
     args = p.parse_args()
     d = Durations(4, 3, 1) if args.quick else Durations(15, 10, 2)
     window = args.window or (20.0 if args.quick else 60.0)
@@ -380,8 +383,17 @@ def main() -> int:
                 fleet.stop_all()
     lines = report(args, d, results)
     print("\n".join(lines))
-    if args.write:
-        write_section(args.write, "lease_failover", "Lease leader election: benchmarks", lines)
+    if args.json:
+        data = {
+            "durations": asdict(d), "reps_per_scenario": args.reps, "window": window,
+            "slack": SLACK, "early": EARLY,
+            "impls": {impl: {"name": NAMES[impl], "load": res["load"],
+                             "reps": [asdict(r) for r in res["reps"]]}
+                      for impl, res in results.items()},
+            "bounds": {impl: {sc: list(bounds(impl, sc, d)) for sc in ("kill", "release")}
+                       for impl in results},
+        }
+        save(args.json, "lease_failover.py", data, [("lease_failover", lines)])
     return 0
 
 

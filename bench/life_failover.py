@@ -17,22 +17,21 @@ figure is, from kubesim's audit log, the time from that DELETE to each candidate
 create of its lock.
 
     .venv/bin/python bench/life_failover.py [--reps 5] [--max-wait 20] [--seed 1] [--quick]
-        [--write FILE]
+        [--json FILE]
 
---quick: 3 repetitions, waits of 0..6 s.
+--quick: 3 repetitions, waits of 0..6 s. --json saves the figures and the Markdown section
+for the report of `make bench` (bench/_report.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import random
 import statistics
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 import _operatorlib_become as operatorlib  # noqa: E402
+from _report import command_line, machine, save  # noqa: E402
 from kubernetes import client  # noqa: E402
 
 from ansible_collections.election.kubernetes.plugins.module_utils.kube import (  # noqa: E402
@@ -152,7 +152,7 @@ def main() -> int:
                    help="longest wait before the deletion, seconds (default 20; 6 quick)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--quick", action="store_true")
-    p.add_argument("--write", help="Markdown file to record the result in")
+    p.add_argument("--json", help="results file for the report (bench/_report.py)")
     args = p.parse_args()
     reps = args.reps if args.reps is not None else (3 if args.quick else 5)
     max_wait = args.max_wait if args.max_wait is not None else (6.0 if args.quick else 20.0)
@@ -173,20 +173,21 @@ def main() -> int:
     for impl in IMPLS:
         lo, med, hi = summary[impl]
         print(f"{impl}: min {lo:.3f} s, median {med:.3f} s, max {hi:.3f} s")
-    if args.write:
-        write(Path(args.write), summary, results, max_wait, args.seed)
+    if args.json:
+        lines = section(summary, results, max_wait, args.seed)
+        print("\n".join(lines))
+        save(args.json, "life_failover.py",
+             {"max_wait": max_wait, "seed": args.seed, "reps": [asdict(r) for r in results]},
+             [("life_failover", lines)])
     return 0
 
 
-def write(path: Path, summary: dict[str, tuple[float, float, float]], results: list[Rep],
-          max_wait: float, seed: int) -> None:
-    import kubernetes
-
-    cmd = ".venv/bin/python bench/life_failover.py " + " ".join(sys.argv[1:])
+def section(summary: dict[str, tuple[float, float, float]], results: list[Rep],
+            max_wait: float, seed: int) -> list[str]:
     names = {"ours": "ours (`become()`, backoff + watch)",
              "operator-lib": "operator-lib's algorithm (backoff only)"}
     lines = [
-        "# Leader for life: failover time",
+        "## Leader for life: failover time (`bench/life_failover.py`)",
         "",
         "Time from the leader Pod's deletion to the new leader: from the DELETE of the leader "
         "Pod to the waiting candidate's successful create of the lock ConfigMap, both read "
@@ -201,11 +202,9 @@ def write(path: Path, summary: dict[str, tuple[float, float, float]], results: l
         f"(seed {seed}), so operator-lib's candidate is caught at different points of its "
         "backoff. kubesim, the GC and both candidates run in one Python process.",
         "",
-        f"Command: `{cmd}`",
+        f"Command: `{command_line('life_failover.py')}`",
         "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
-        f"{platform.python_version()}, kubernetes {kubernetes.__version__}, "
-        f"{time.strftime('%Y-%m-%d')}.",
+        f"Machine: {machine()}.",
         "",
         "| candidate | min | median | max |",
         "|---|---:|---:|---:|",
@@ -229,7 +228,7 @@ def write(path: Path, summary: dict[str, tuple[float, float, float]], results: l
         "deleted (issue 4: within 1 s); what remains is the GC's reaction and two requests.",
         "",
     ]
-    path.write_text("\n".join(lines))
+    return lines
 
 
 if __name__ == "__main__":

@@ -21,11 +21,12 @@ ANSIBLE_GATHERING=explicit, no facts).
 
     .venv/bin/python bench/operator_bench.py [--quick] [--parts latency,throughput,failover,
         memory] [--changes 30] [--resources 50] [--reps 5] [--watched 1000] [--keep]
-        [--write FILE]
+        [--json FILE]
 
 Default durations for failover are the production ones (lease 15 s, renew deadline 10 s,
 retry 2 s; about 6 minutes in all on 2 cores); --quick uses 4/3/1 s and fewer changes,
-resources and repetitions (about 2 minutes).
+resources and repetitions (about 2 minutes). --json saves the figures and the Markdown
+sections for the report of `make bench` (bench/_report.py).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-from _report import command_line, machine, percentile, summary, write_section  # noqa: E402
+from _report import command_line, machine, percentile, save, summary  # noqa: E402
 from kubernetes import client, config  # noqa: E402
 from kubernetes.client.rest import ApiException  # noqa: E402
 
@@ -70,7 +71,6 @@ LEASE = "widget-operator"
 VERBOSITY = 2  # the runtime's (and ansible-operator's) default --ansible-verbosity
 ROTATE = 20  # the default maxRunnerArtifacts: the runtime passes --rotate-artifacts 20
 MIB = 1024 * 1024
-TITLE = "election-operator: benchmarks"
 
 DEBUG_TASK = [{"name": "say which resource this is", "ansible.builtin.debug": {
     "msg": "reconciling {{ ansible_operator_meta.name }} (size {{ size | default(0) }})"}}]
@@ -810,7 +810,7 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--keep", action="store_true",
                    help="keep the replicas' logs and runner dirs (the path is printed)")
-    p.add_argument("--write", help="Markdown file to record the figures in (own sections)")
+    p.add_argument("--json", help="results file for the report (bench/_report.py)")
     args = p.parse_args()
     random.seed(args.seed)
     quick = args.quick
@@ -828,6 +828,7 @@ def main() -> int:
     if not OPERATOR.exists():
         p.error(f"{OPERATOR} is missing: run `make setup`")
     sections: list[tuple[str, list[str]]] = []
+    data: dict[str, Any] = {"durations": asdict(d), "fail_durations": asdict(fail_d)}
     t_start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="operator-bench-") as tmp_name:
         tmp = Path(tempfile.mkdtemp(prefix="operator-bench-")) if args.keep else Path(tmp_name)
@@ -836,23 +837,27 @@ def main() -> int:
         project = Project(tmp)
         if "latency" in parts:
             res = part_latency(tmp, project, d, changes)
+            data["latency"] = {**res, "changes": [asdict(c) for c in res["changes"]]}
             sections.append(("operator_latency", report_latency(args, d, res)))
             sections.append(("operator_overhead", report_overhead(args, d, res)))
         if "throughput" in parts:
             rows = part_throughput(tmp, project, d, count, (1, 2))
+            data["throughput"] = rows
             sections.append(("operator_throughput", report_throughput(args, d, rows)))
         if "failover" in parts:
             fo = part_failover(tmp, project, fail_d, reps)
+            data["failover"] = [asdict(r) for r in fo]
             sections.append(("operator_failover", report_failover(args, fail_d, fo)))
         if "memory" in parts:
             mem = part_memory(tmp, project, d, (10, watched), window)
+            data["memory"] = mem
             sections.append(("operator_memory", report_memory(args, d, mem, window)))
     print(f"\n(all parts took {time.monotonic() - t_start:.0f} s)\n")
     for _, lines in sections:
         print("\n".join(lines))
-    if args.write:
-        for key, lines in sections:
-            write_section(args.write, key, TITLE, lines)
+    if args.json:
+        save(args.json, "operator_bench.py", data, sections,
+             {"ansible-runner": runner_version()})
     return 0
 
 

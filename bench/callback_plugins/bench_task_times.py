@@ -19,7 +19,7 @@ name: bench_task_times
 type: aggregate
 short_description: write task start/end times (CLOCK_MONOTONIC) to $BENCH_TASK_TIMES
 description:
-  - For bench/lease_module_time.py. Not part of the collection.
+  - For bench/module_time.py. Not part of the collection.
 requirements:
   - enable in configuration
 """

@@ -353,6 +353,14 @@ class LeaseElector:
     cached: dict[str, Any] | None = None  # the Lease object a PUT is based on
     reported_leader: str | None = None
     last_error: str = ""
+    # Whether a record that names this identity, but that this elector did not write, is
+    # its own. True for the module: each task is a new process continuing the same holder's
+    # term. LeaseCampaign sets it False: a process restarted in its Pod keeps its name, and
+    # must not take over its predecessor's term at once (writes the predecessor sent may
+    # still be on their way to the API server); it waits for that term to expire, as any
+    # other candidate would.
+    inherit_own_record: bool = True
+    held: bool = False  # this elector wrote the current record as its holder
 
     def __post_init__(self) -> None:
         self.config.validate()
@@ -365,7 +373,12 @@ class LeaseElector:
 
     @property
     def is_leader(self) -> bool:
-        return bool(self.observed_record) and self.holder == self.config.identity
+        return bool(self.observed_record) and self.owns(self.observed_record)
+
+    def owns(self, record: LeaseRecord) -> bool:
+        """Whether `record` names this elector as holder (see inherit_own_record)."""
+        return record.holder == self.config.identity and (self.inherit_own_record
+                                                          or self.held)
 
     @property
     def resource_version(self) -> str:
@@ -495,6 +508,7 @@ class LeaseElector:
                 lease = self.api.replace(cfg.namespace, cfg.name,
                                          self._body(self.cached, record), timeout)
                 self._set_observed(lease, now)
+                self.held = True
                 return Attempt(True, True, "renewed")
             except (LostRace, ApiFailure) as e:
                 self.last_error = str(e)  # fall through to the slow path
@@ -521,18 +535,23 @@ class LeaseElector:
                 self.last_error = str(e)
                 return Attempt(False, False, "could not create the lease", str(e))
             self._set_observed(created, now)
+            self.held = True
             return Attempt(True, True, "created the lease", acquired=True)
         # 3. note when the record last changed, on our own clock
         self.observe(lease, now)
         record = self.observed_record or LeaseRecord()
-        # 4. held by someone else and not expired by our observation
-        if record.holder and record.holder != cfg.identity and self.lease_valid(now) \
+        # 4. held by someone else and not expired by our observation (an earlier process with
+        # our identity is someone else unless inherit_own_record)
+        mine = self.owns(record)
+        if record.holder and not mine and self.lease_valid(now) \
                 and not self._expired_by_renew_time(record):
             left = self.remaining(now)
-            return Attempt(False, False, f"held by {record.holder}; expires in {left:.1f} s "
+            who = record.holder if record.holder != cfg.identity else \
+                f"an earlier process of {record.holder}"
+            return Attempt(False, False, f"held by {who}; expires in {left:.1f} s "
                                          f"by this host's observation")
         # 5. keep acquireTime and transitions while ours; a new term otherwise
-        if record.holder == cfg.identity:
+        if mine:
             new = LeaseRecord(desired.holder, desired.lease_duration,
                               record.acquire_time or desired.acquire_time,
                               desired.renew_time, record.transitions)
@@ -541,10 +560,11 @@ class LeaseElector:
             new = LeaseRecord(desired.holder, desired.lease_duration, desired.acquire_time,
                               desired.renew_time, record.transitions + 1)
             why = "acquired a free lease" if not record.holder else \
-                f"took over from {record.holder}, whose lease expired"
+                f"took over from {record.holder}, whose lease expired" \
+                if record.holder != cfg.identity else \
+                "took over from an earlier process of this identity, whose lease expired"
         if self.dry_run:
-            return Attempt(True, False, f"would have {why} (check mode)",
-                           acquired=record.holder != cfg.identity)
+            return Attempt(True, False, f"would have {why} (check mode)", acquired=not mine)
         # 6. write at the version we read: a 409 means someone else won
         try:
             written = self.api.replace(cfg.namespace, cfg.name, self._body(lease, new),
@@ -557,7 +577,8 @@ class LeaseElector:
             self.last_error = str(e)
             return Attempt(False, False, "could not write the lease", str(e))
         self._set_observed(written, now)
-        return Attempt(True, True, why, acquired=record.holder != cfg.identity)
+        self.held = True
+        return Attempt(True, True, why, acquired=not mine)
 
     def _learn_winner(self, timeout: float) -> None:
         """After a lost race, read the Lease once so that the holder we report is the
@@ -593,8 +614,10 @@ class LeaseElector:
                         return Attempt(False, False, "the lease does not exist")
                     self.observe(lease)
                     record = LeaseRecord.from_lease(lease)
-                    if record.holder != cfg.identity:
+                    if not self.owns(record):
                         who = record.holder or "nobody"
+                        if record.holder == cfg.identity:
+                            who = "an earlier process of this identity"
                         return Attempt(False, False, f"not the holder ({who} holds it)")
                     if self.dry_run:
                         return Attempt(False, False, "would release the lease (check mode)")
@@ -611,6 +634,7 @@ class LeaseElector:
                             self.sleep(min(cfg.retry_period, max(0.0, end - self.clock())))
                         continue
                     self._set_observed(written, self.clock())
+                    self.held = False
                     return Attempt(False, True, "released")
             finally:
                 self._report()
@@ -661,6 +685,11 @@ class LeaseCampaign:
       when requests hang. Another holder seen on the watch is a loss at once.
     - `stop()` ends the campaign; with release_on_cancel the lease is released after the
       guarded work stopped (on_stopped_leading returned), so a follower takes over at once.
+    - A term is this process's own: a record naming our identity that this campaign did not
+      write (a process restarted in its Pod keeps the Pod's name) is waited out like another
+      holder's, and so is our own record after a term ended. Taking it over at once, as
+      client-go does for an identity it finds in the record, would let writes the earlier
+      process sent, still on their way to the API server, land in the new term.
     """
 
     def __init__(self, elector: LeaseElector, api: Any,
@@ -671,6 +700,7 @@ class LeaseCampaign:
                  watch_timeout: int = 300,
                  on_error: Callable[[str], None] | None = None) -> None:
         self.elector = elector
+        elector.inherit_own_record = False
         # Told why an attempt to take the lease failed (e.g. a 403 naming the missing
         # permission): when the reason changes, and every 30 s while it stays the same.
         self.on_error = on_error
@@ -800,6 +830,7 @@ class LeaseCampaign:
             if self._stop.is_set() and self.release_on_cancel and not self.lost_reason \
                     and el.clock() < self.deadline:
                 el.release()
+            el.held = False  # the term is over: our record is now like anyone else's
 
     # -- the watch that keeps followers' observation fresh
     def _watch(self) -> None:

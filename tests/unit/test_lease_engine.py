@@ -14,6 +14,7 @@ import itertools
 import json
 import math
 import re
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
@@ -567,6 +568,60 @@ def test_a_leader_past_its_own_lease_reads_before_writing(api, clock):
     clock.advance(15)  # not renewed for a whole lease: somebody may have taken it
     a.try_acquire_or_renew()
     assert api.calls[0] == "get"
+
+
+def test_a_restarted_process_with_the_same_identity_waits_out_its_predecessors_term(
+        api, clock):
+    """The runtime (LeaseCampaign: inherit_own_record=False): a process restarted in its Pod
+    keeps the Pod's name, but it must not continue its predecessor's term at once -- writes
+    the predecessor sent may still be on their way to the API server. It waits for the
+    record to stay unchanged for a whole lease by its own clock, then starts a new term."""
+    before = elector("pod-a", api, clock)  # the process that was SIGKILLed
+    assert before.try_acquire_or_renew().acquired
+    acquired = api.spec()["acquireTime"]
+    clock.advance(1)
+    after = elector("pod-a", api, clock)
+    after.inherit_own_record = False
+    att = after.try_acquire_or_renew()
+    assert not att.leader and not att.wrote and not after.is_leader
+    assert att.reason == ("held by an earlier process of pod-a; expires in 15.0 s by this "
+                          "host's observation")
+    assert api.calls[-1] == "get"  # no fast path: it never held the lease itself
+    clock.advance(10)
+    before.try_acquire_or_renew()  # still alive after all (renews): the wait starts over
+    clock.advance(10)
+    assert not after.try_acquire_or_renew().leader
+    clock.advance(15)  # unchanged for a whole lease
+    att = after.try_acquire_or_renew()
+    assert att.leader and att.acquired and att.wrote
+    assert att.reason == ("took over from an earlier process of this identity, whose lease "
+                          "expired")
+    assert api.spec()["leaseTransitions"] == 1 and api.spec()["acquireTime"] != acquired
+    clock.advance(2)
+    assert after.try_acquire_or_renew().reason == "renewed"  # its own term now
+
+
+def test_the_module_continues_a_record_of_its_identity_at_once(api, clock):
+    """The module (default inherit_own_record=True): every task is a new process of the same
+    holder, continuing its term."""
+    elector("job", api, clock).try_acquire_or_renew()
+    clock.advance(1)
+    att = elector("job", api, clock).try_acquire_or_renew()
+    assert att.leader and not att.acquired and att.reason == "renewed (slow path)"
+
+
+def test_a_campaign_never_inherits_a_record_and_forgets_its_term_when_it_ends(api):
+    el = lease.LeaseElector(cfg("pod-a", 3, 2, 0.5), api)  # real clocks: the campaign waits
+    started = threading.Event()
+    campaign = lease.LeaseCampaign(el, api, started.set, lambda why: None,
+                                   release_on_cancel=False)
+    assert el.inherit_own_record is False
+    campaign.start()
+    assert started.wait(5) and el.held and el.is_leader
+    campaign.stop(timeout=5)
+    # not released, so the record still names pod-a; but it is no longer this term's
+    assert api.spec()["holderIdentity"] == "pod-a"
+    assert not el.held and not el.is_leader
 
 
 def test_a_leader_that_finds_another_holder_is_not_leader(api, clock):
